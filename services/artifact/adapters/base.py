@@ -1,0 +1,103 @@
+"""The adapter interface: save a trained model, load it back, predict class probabilities."""
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from services.errors import InvalidFeatureSchema
+
+FRAMEWORKS = ("sklearn", "xgboost", "torch")
+_MODULES = {
+    "sklearn": "services.artifact.adapters.sklearn_adapter",
+    "xgboost": "services.artifact.adapters.xgboost_adapter",
+    "torch": "services.artifact.adapters.torch_adapter",
+}
+
+
+class Predictor(Protocol):
+    """A loaded model; identical rows give identical outputs whatever batch they arrive in."""
+
+    @property
+    def n_features(self) -> int | None: ...
+
+    @property
+    def n_outputs(self) -> int | None: ...
+
+    def predict_proba(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]: ...
+
+
+class FrameworkAdapter(ABC):
+    """Saves and loads one framework's models in a format that suits serving."""
+
+    framework: ClassVar[str]
+    artifact_suffixes: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def save(self, model: Any, directory: Path) -> str:
+        """Write a trained model into `directory`; return the artifact's file name."""
+
+    @abstractmethod
+    def load(self, path: Path, *, rowwise: bool = False) -> Predictor:
+        """Load an artifact file; raise ModelNotLoaded when it cannot be loaded.
+
+        `rowwise` makes the predictor run one row at a time, for models whose outputs
+        depend on the batch they are computed in (export measures this).
+        """
+
+    def artifact_name(self, source: Path) -> str:
+        """The canonical file name for a model file brought by a user."""
+        suffix = source.suffix.lower()
+        if suffix not in self.artifact_suffixes:
+            allowed = ", ".join(self.artifact_suffixes)
+            raise InvalidFeatureSchema(
+                f"a {self.framework} model file must end in one of: {allowed} (got {source.name})"
+            )
+        return f"model{suffix}"
+
+
+def predict_rowwise(
+    predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]],
+    x: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float64]:
+    """Run `predict` one row at a time, so each row's output is independent of its batch."""
+    return np.concatenate([predict(x[i : i + 1]) for i in range(x.shape[0])], axis=0)
+
+
+def get_adapter(framework: str) -> FrameworkAdapter:
+    """The adapter for `framework`; imports only that framework."""
+    try:
+        module = importlib.import_module(_MODULES[framework])
+    except KeyError:
+        known = ", ".join(FRAMEWORKS)
+        raise InvalidFeatureSchema(f"unknown framework {framework!r}; known: {known}") from None
+    adapter: FrameworkAdapter = module.ADAPTER
+    return adapter
+
+
+def check_width(predictor: Predictor, width: int) -> None:
+    """Refuse a schema whose feature count differs from the model's input width."""
+    if predictor.n_features is None:
+        # The format does not declare its width (TorchScript): a probe row tells.
+        try:
+            predictor.predict_proba(np.zeros((1, width), dtype=np.float32))
+        except Exception as exc:
+            raise InvalidFeatureSchema(
+                f"the model rejects an input of {width} features, the schema's width"
+            ) from exc
+    elif predictor.n_features != width:
+        raise InvalidFeatureSchema(
+            f"the feature schema has {width} features but the model takes {predictor.n_features}"
+        )
+
+
+def check_classes(predictor: Predictor, n_classes: int) -> None:
+    """Refuse an output schema whose class count differs from the model's outputs."""
+    if predictor.n_outputs is not None and predictor.n_outputs != n_classes:
+        raise InvalidFeatureSchema(
+            f"the output schema has {n_classes} classes but the model returns {predictor.n_outputs}"
+        )

@@ -1,0 +1,94 @@
+"""Load an exported model only after its digests and golden examples check out."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from services.artifact.adapters import Predictor, get_adapter
+from services.artifact.adapters.base import check_width
+from services.artifact.digests import file_sha256
+from services.artifact.metadata import ArtifactMetadata
+from services.errors import ArtifactMismatch, InvalidFeatureSchema
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    """A model whose files, schema and golden outputs matched its export record."""
+
+    name: str
+    version: str
+    metadata: ArtifactMetadata
+    predictor: Predictor
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+def parse_metadata(raw: Mapping[str, Any], *, tag: str) -> ArtifactMetadata:
+    """The typed metadata of `tag`, or InvalidFeatureSchema naming what is wrong."""
+    try:
+        return ArtifactMetadata.model_validate(dict(raw))
+    except ValidationError as exc:
+        fields = sorted({".".join(map(str, error["loc"])) for error in exc.errors()})
+        raise InvalidFeatureSchema(
+            f"{tag}: metadata does not follow the artifact contract",
+            details={"fields": fields[:20]},
+        ) from exc
+
+
+def verify_digests(directory: Path, metadata: ArtifactMetadata, *, tag: str) -> None:
+    """Every recorded artifact file exists and has the recorded SHA-256."""
+    for name, expected in metadata.artifact_files.items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactMismatch(f"{tag}: artifact file {name} is missing")
+        if file_sha256(path) != expected:
+            raise ArtifactMismatch(f"{tag}: artifact file {name} does not match its SHA-256")
+    if metadata.model_file not in metadata.artifact_files:
+        raise ArtifactMismatch(f"{tag}: the model file has no recorded digest")
+
+
+def verify_golden(predictor: Predictor, metadata: ArtifactMetadata, *, tag: str) -> None:
+    """The golden inputs give exactly the recorded outputs."""
+    golden = metadata.golden_examples
+    x = metadata.feature_schema.encode_rows(golden.inputs)
+    expected = np.asarray(golden.outputs, dtype=np.float64)
+    actual = predictor.predict_proba(x)
+    if actual.shape != expected.shape or not np.array_equal(actual, expected):
+        worst = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape else None
+        raise ArtifactMismatch(
+            f"{tag}: golden examples do not reproduce their recorded outputs",
+            details={"max_abs_difference": worst, "shape": list(actual.shape)},
+        )
+
+
+def load_verified(
+    directory: Path, raw_metadata: Mapping[str, Any], *, name: str, version: str
+) -> VerifiedModel:
+    """Check digests before loading (joblib unpickles), then the schema width and golden outputs."""
+    tag = f"{name}:{version}"
+    metadata = parse_metadata(raw_metadata, tag=tag)
+    verify_digests(directory, metadata, tag=tag)
+    adapter = get_adapter(metadata.framework)
+    predictor = adapter.load(directory / metadata.model_file, rowwise=not metadata.batch_invariant)
+    check_width(predictor, metadata.feature_schema.width)
+    verify_golden(predictor, metadata, tag=tag)
+    return VerifiedModel(name=name, version=version, metadata=metadata, predictor=predictor)
+
+
+def load_from_store(tag: str) -> VerifiedModel:
+    """Load and verify a model from the BentoML store by `name` or `name:version`."""
+    import bentoml
+
+    model = bentoml.models.get(tag)
+    return load_verified(
+        Path(model.path),
+        model.info.metadata,
+        name=model.tag.name,
+        version=str(model.tag.version),
+    )

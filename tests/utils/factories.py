@@ -1,0 +1,97 @@
+"""Tiny real data sets, schemas and models, made in the test's own temporary folder."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from services.artifact.schema import FeatureSchema, FeatureSpec
+
+CATEGORIES = ("red", "green", "blue")
+
+
+def tiny_frame(rows: int = 64, seed: int = 0) -> pd.DataFrame:
+    """Four typed features and a binary `label` that depends on them."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "size": np.round(rng.normal(10.0, 3.0, rows), 3),
+            "count": rng.integers(0, 20, rows).astype(np.int64),
+            "flag": rng.random(rows) < 0.5,
+            "color": rng.choice(CATEGORIES, rows),
+        }
+    )
+    frame["label"] = ((frame["size"] > 10) ^ frame["flag"]).astype(np.int64)
+    return frame
+
+
+def tiny_schema_document() -> dict[str, Any]:
+    """The schema file a user would write for `tiny_frame`."""
+    return {
+        "target": "label",
+        "features": [
+            {"name": "size", "dtype": "float"},
+            {"name": "count", "dtype": "int"},
+            {"name": "flag", "dtype": "bool"},
+            {"name": "color", "dtype": "category", "categories": list(CATEGORIES)},
+        ],
+    }
+
+
+def tiny_schema() -> FeatureSchema:
+    document = tiny_schema_document()
+    return FeatureSchema(features=tuple(FeatureSpec(**f) for f in document["features"]))
+
+
+def encoded(frame: pd.DataFrame) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """The model input matrix and labels of `tiny_frame`."""
+    from training_export.export import frame_columns
+
+    schema = tiny_schema()
+    return schema.encode_columns(frame_columns(frame, schema)), frame["label"].to_numpy()
+
+
+def fit_model(framework: str, x: npt.NDArray[np.float32], y: npt.NDArray[np.int64]) -> Any:
+    """A small real model of `framework`, trained with a fixed seed."""
+    if framework == "sklearn":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)
+    if framework == "xgboost":
+        import xgboost as xgb
+
+        params = {"objective": "binary:logistic", "max_depth": 2, "seed": 0, "nthread": 1}
+        return xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=5)
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)
+    ).eval()
+
+
+def write_model(framework: str, directory: Path, frame: pd.DataFrame | None = None) -> Path:
+    """Train on `frame` (default `tiny_frame()`) and save through the framework's adapter."""
+    from services.artifact.adapters import get_adapter
+
+    x, y = encoded(tiny_frame() if frame is None else frame)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = get_adapter(framework).save(fit_model(framework, x, y), directory)
+    return directory / name
+
+
+def write_schema(path: Path, document: dict[str, Any] | None = None) -> Path:
+    path.write_text(json.dumps(document or tiny_schema_document()), encoding="utf-8")
+    return path
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> Path:
+    """Parquet or CSV by the path's suffix."""
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
