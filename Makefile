@@ -15,8 +15,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-## run: export the reference models if missing, then list the store
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+## run: export the reference models if missing, then serve the API on http://$(HOST):$(PORT)
 run: models
+	@echo
+	@echo "Serving on http://$(HOST):$(PORT) (Ctrl+C stops). Try, once /ready answers 200:"
+	@echo
+	@echo "  curl -s -X POST http://$(HOST):$(PORT)/api/v1/predictions -H 'Content-Type: application/json' \\"
+	@echo "    -d '{\"model\": \"fraud-xgb\", \"inputs\": [{\"amount\": 42.5, \"hour\": 14, \"merchant_category\": \"grocery\", \"distance_from_home_km\": 3.2, \"txn_count_1h\": 1, \"card_present\": true, \"account_age_days\": 900, \"is_foreign\": false}]}'"
+	@echo
+	$(VENV)/bin/bentoml serve services.service:Gateway --host $(HOST) --port $(PORT)
 
 ## models: train and export the reference models that are not in the store yet
 models: $(STAMP)

@@ -85,3 +85,15 @@ def make_deterministic(threads: int = 1) -> None:
     """Deterministic kernels and a fixed thread count for this process."""
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(threads)
+
+
+def select_device(wanted: str) -> str:
+    """`wanted` if this machine has it, else the CPU with a logged warning."""
+    import logging
+
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        logging.getLogger("services.runners").warning(
+            "SERVING_TORCH_DEVICE=%s but no CUDA device is visible; serving on the CPU", wanted
+        )
+        return "cpu"
+    return wanted

@@ -1,0 +1,118 @@
+"""Request and response schemas of /api/v1 (the committed OpenAPI document is built from them)."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MODEL_REF = r"^[A-Za-z0-9][A-Za-z0-9._-]*(:[A-Za-z0-9._-]+)?$"
+
+
+class Meta(BaseModel):
+    timestamp: str
+    request_id: str
+    model_version: str | None = None
+
+
+class PageMeta(Meta):
+    total: int
+    pages: int
+    page: int
+    limit: int
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["validation_error"])
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+class PredictionCreate(BaseModel):
+    """Rows to predict with one model."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = Field(
+        pattern=MODEL_REF,
+        max_length=200,
+        description="`name` or `name:version`",
+        examples=["cancer-rf"],
+    )
+    inputs: list[Any] = Field(
+        description="Rows, each an object of feature name -> value, in any key order.",
+    )
+
+
+class ModelIdentity(BaseModel):
+    name: str
+    version: str
+
+
+class PredictionOutputs(BaseModel):
+    label: int | str
+    score: float
+    probabilities: dict[str, float]
+
+
+class PredictionPublic(BaseModel):
+    id: str
+    outputs: PredictionOutputs
+    out_of_range: list[str] = Field(
+        default_factory=list, description="Features accepted outside their training range."
+    )
+
+
+class PredictionsCreated(BaseModel):
+    predictions: list[PredictionPublic]
+    model: ModelIdentity
+
+
+class PredictionsCreatedEnvelope(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    data: PredictionsCreated
+    meta: Meta
+
+
+class ModelPublic(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    tag: str
+    framework: str
+    stage: str
+    created_at: str
+    feature_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    metrics: dict[str, float]
+
+
+class ModelEnvelope(BaseModel):
+    data: ModelPublic
+    meta: Meta
+
+
+class ModelsEnvelope(BaseModel):
+    data: list[ModelPublic]
+    meta: PageMeta
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in {
+        400: "Malformed request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not found",
+        413: "Body too large",
+        422: "Validation error",
+        429: "Rate limited",
+        500: "Server error",
+        503: "Service unavailable",
+        504: "Inference timeout",
+    }.items()
+}

@@ -1,0 +1,1 @@
+"""Runner services: one BentoML service per framework, each batching its `predict` calls."""

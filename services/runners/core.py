@@ -1,0 +1,64 @@
+"""The framework-independent part of a runner: load and verify models, predict grouped batches."""
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.artifact.loader import VerifiedModel, load_verified
+from services.errors import AppError, ModelNotFound, ModelNotLoaded
+from services.runners.protocol import PredictItem, PredictOutput
+
+logger = logging.getLogger("services.runners")
+
+
+class RunnerCore:
+    """Models of one framework, each loaded once and checked against its export record."""
+
+    def __init__(self, framework: str, stored_models: Iterable[Any]) -> None:
+        self.framework = framework
+        self.models: dict[str, VerifiedModel] = {}
+        for stored in stored_models:
+            self._load(stored)
+
+    def _load(self, stored: Any) -> None:
+        name, version = stored.tag.name, str(stored.tag.version)
+        framework = stored.info.labels.get("framework")
+        if framework != self.framework:
+            raise ModelNotLoaded(f"{stored.tag} is a {framework} model, not {self.framework}")
+        try:
+            model = load_verified(
+                Path(stored.path), stored.info.metadata, name=name, version=version
+            )
+        except AppError as exc:
+            logger.critical(
+                "refusing to start: %s (%s): %s", stored.tag, exc.error_code, exc.message
+            )
+            raise
+        self.models[model.tag] = model
+        logger.info(
+            "loaded %s: digests and %d golden examples verified",
+            model.tag,
+            len(model.metadata.golden_examples.inputs),
+        )
+
+    def predict(self, items: list[PredictItem]) -> list[PredictOutput]:
+        """One predict call per model over all its rows in the batch, split back per item."""
+        outputs: list[PredictOutput | None] = [None] * len(items)
+        by_model: dict[str, list[int]] = {}
+        for index, item in enumerate(items):
+            by_model.setdefault(item.model, []).append(index)
+        for tag, indexes in by_model.items():
+            model = self.models.get(tag)
+            if model is None:
+                raise ModelNotFound(f"model {tag} is not served by the {self.framework} runner")
+            matrix = np.asarray([row for i in indexes for row in items[i].rows], dtype=np.float32)
+            probabilities = model.predictor.predict_proba(matrix).tolist()
+            start = 0
+            for i in indexes:
+                count = len(items[i].rows)
+                outputs[i] = PredictOutput(probabilities=probabilities[start : start + count])
+                start += count
+        return [output for output in outputs if output is not None]

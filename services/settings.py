@@ -1,0 +1,60 @@
+"""Service settings: one pydantic-settings class per concern, each with its own env prefix."""
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_MODELS = ("fraud-xgb", "cancer-rf", "digits-mlp")
+
+
+class ServingSettings(BaseSettings):
+    """How models are served: which ones, input limits, batching and timeouts (`SERVING_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVING_", extra="ignore")
+
+    environment: Literal["development", "production"] = Field(
+        default="development", description="Production refuses weak secrets and defaults."
+    )
+    models: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_MODELS,
+        description="Models to serve: `name` (latest) or `name:version`, comma-separated.",
+    )
+    max_rows: int = Field(default=256, ge=1, le=10_000, description="Rows per prediction request.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Request body limit.")
+    range_policy: Literal["reject", "flag"] = Field(
+        default="reject", description="Values outside the training range: 422, or accept and flag."
+    )
+    inference_timeout_s: float = Field(default=10.0, gt=0, description="Runner call timeout.")
+    batching: bool = Field(
+        default=True,
+        description="Coalesce concurrent requests in the gateway and batch in runners.",
+    )
+    max_batch_size: int = Field(default=512, ge=1, description="Rows per runner batch.")
+    max_latency_ms: int = Field(
+        default=2_000,
+        ge=50,
+        description="Runner batching latency budget; small values make BentoML shed load with 503.",
+    )
+    coalesce_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Runner calls in flight per framework before coalescing.",
+    )
+    torch_device: str = Field(default="cpu", description="Device for PyTorch models: cpu or cuda.")
+    torch_threads: int = Field(default=1, ge=1, le=64, description="PyTorch intra-op threads.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+@lru_cache(maxsize=1)
+def serving_settings() -> ServingSettings:
+    """The process-wide serving settings, read once."""
+    return ServingSettings()
