@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 
-.PHONY: run test models lint typecheck pytest golden-fixtures constraints clean
+.PHONY: run test models migrate lint typecheck pytest golden-fixtures constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-## run: export the reference models if missing, then serve the API on http://$(HOST):$(PORT)
-run: models
+## run: export the reference models if missing, migrate the embedded database, serve the API
+run: models migrate
 	@echo
 	@echo "Serving on http://$(HOST):$(PORT) (Ctrl+C stops). Try, once /ready answers 200:"
 	@echo
@@ -33,6 +33,10 @@ models: $(STAMP)
 	$(PY) -m training_export train --all --skip-existing
 	$(PY) -m training_export list
 
+## migrate: upgrade the configured database (DB_URL; default the embedded SQLite file)
+migrate: $(STAMP)
+	$(PY) -m db.migrate upgrade
+
 ## test: lint, type-check and the whole test suite
 test: lint typecheck pytest
 
@@ -41,7 +45,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy training_export services
+	$(VENV)/bin/mypy training_export services db
 
 pytest: $(STAMP)
 	$(PY) -m pytest

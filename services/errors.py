@@ -6,6 +6,7 @@ AppError (500 internal_error)
 │   └── ModelNotFound (404 model_not_found)
 ├── ValidationFailed (422 validation_error)
 ├── ModelNotLoaded (503 model_not_loaded)
+├── ServiceUnavailable (503 service_unavailable)
 ├── InvalidFeatureSchema (500 invalid_feature_schema)
 ├── ArtifactMismatch (500 artifact_mismatch)
 └── InferenceTimeout (504 inference_timeout)
@@ -62,6 +63,11 @@ class ArtifactMismatch(AppError):
     """An artifact's digest or golden outputs differ from what its export recorded."""
 
     error_code = "artifact_mismatch"
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    error_code = "service_unavailable"
 
 
 class InferenceTimeout(AppError):

@@ -4,19 +4,23 @@ client -> GatewayMiddleware (request id, probes, body limit, error envelope, acc
        -> FastAPI /api/v1 -> schema validation -> coalescer -> runner (adaptive batching)
 """
 
+import logging
 from typing import Any
 
 import bentoml
 
+from db.settings import database_settings
+from services.errors import AppError
 from services.gateway.app import create_app
 from services.gateway.middleware import GatewayMiddleware
-from services.gateway.registry import ModelRegistry
 from services.gateway.runtime import GatewayRuntime, RunnerProxy
+from services.gateway.wiring import build_runtime
 from services.observability import configure_logging
 from services.runners.services import SklearnRunner, TorchRunner, XGBoostRunner
 from services.settings import serving_settings
 
 configure_logging()
+logger = logging.getLogger("services.gateway")
 SETTINGS = serving_settings()
 api = create_app()
 
@@ -39,17 +43,33 @@ class Gateway:
     torch_runner = bentoml.depends(TorchRunner)
 
     def __init__(self) -> None:
+        self.runtime: GatewayRuntime | None = None
+
+    @bentoml.on_startup  # type: ignore[untyped-decorator]
+    async def start(self) -> None:
+        """Connect the prediction log and refuse to start on a schema behind the code."""
         runners = {
             "sklearn": RunnerProxy(self.sklearn_runner),
             "xgboost": RunnerProxy(self.xgboost_runner),
             "torch": RunnerProxy(self.torch_runner),
         }
-        self.runtime = GatewayRuntime(
-            registry=ModelRegistry.from_store(), runners=runners, settings=SETTINGS
-        )
+        try:
+            self.runtime = await build_runtime(
+                runners=runners, serving=SETTINGS, database=database_settings()
+            )
+        except AppError as exc:
+            logger.critical("refusing to start: %s", exc.message)
+            raise
         api.state.runtime = self.runtime
 
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]
+    async def stop(self) -> None:
+        if self.runtime is not None and self.runtime.store is not None:
+            await self.runtime.store.close()
+
     async def __is_ready__(self) -> bool:
+        if self.runtime is None:
+            return False
         ready, _ = await self.runtime.readiness()
         return ready
 

@@ -45,6 +45,17 @@ class ServingSettings(BaseSettings):
     )
     torch_device: str = Field(default="cpu", description="Device for PyTorch models: cpu or cuda.")
     torch_threads: int = Field(default=1, ge=1, le=64, description="PyTorch intra-op threads.")
+    # Read at import, when BentoML records the runner's resources; the GPU bento sets it to 1.
+    torch_gpu: float = Field(
+        default=0, ge=0, description="GPUs the PyTorch runner asks BentoML for (0: none)."
+    )
+    golden_tolerance: float = Field(
+        default=1e-5,
+        ge=0,
+        le=1e-2,
+        description="Largest absolute difference from the recorded golden probabilities that a "
+        "PyTorch model may show at startup on a non-CPU device; the CPU always compares exactly.",
+    )
 
     @field_validator("models", mode="before")
     @classmethod

@@ -11,12 +11,24 @@ _SCRATCH = tempfile.mkdtemp(prefix="model-packaging-tests-")
 os.environ["BENTOML_HOME"] = os.path.join(_SCRATCH, "bentoml")
 os.environ["EXPORT_DATA_DIR"] = os.path.join(_SCRATCH, "data")
 os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+# The gateway's default prediction log for tests: an embedded SQLite file, migrated once below.
+os.environ["DB_URL"] = f"sqlite+aiosqlite:///{os.path.join(_SCRATCH, 'gateway.sqlite3')}"
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _remove_scratch() -> Iterator[None]:
     yield
     shutil.rmtree(_SCRATCH, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_default_database() -> None:
+    """The DB_URL database at the head revision, as `make run` leaves it."""
+    from alembic import command
+
+    from db.migrate import alembic_config
+
+    command.upgrade(alembic_config(os.environ["DB_URL"]), "head")
 
 
 @pytest.fixture(scope="session")

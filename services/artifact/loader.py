@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import ValidationError
 
 from services.artifact.adapters import Predictor, get_adapter
@@ -53,13 +54,16 @@ def verify_digests(directory: Path, metadata: ArtifactMetadata, *, tag: str) -> 
         raise ArtifactMismatch(f"{tag}: the model file has no recorded digest")
 
 
-def verify_golden(predictor: Predictor, metadata: ArtifactMetadata, *, tag: str) -> None:
-    """The golden inputs give exactly the recorded outputs."""
+def verify_golden(
+    predictor: Predictor, metadata: ArtifactMetadata, *, tag: str, tolerance: float = 0.0
+) -> None:
+    """The golden inputs give exactly the recorded outputs (within `tolerance`, if one is given:
+    only for a device other than the CPU that recorded them)."""
     golden = metadata.golden_examples
     x = metadata.feature_schema.encode_rows(golden.inputs)
     expected = np.asarray(golden.outputs, dtype=np.float64)
     actual = predictor.predict_proba(x)
-    if actual.shape != expected.shape or not np.array_equal(actual, expected):
+    if actual.shape != expected.shape or not _matches(actual, expected, tolerance):
         worst = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape else None
         raise ArtifactMismatch(
             f"{tag}: golden examples do not reproduce their recorded outputs",
@@ -67,8 +71,21 @@ def verify_golden(predictor: Predictor, metadata: ArtifactMetadata, *, tag: str)
         )
 
 
+def _matches(
+    actual: npt.NDArray[np.float64], expected: npt.NDArray[np.float64], tolerance: float
+) -> bool:
+    if tolerance == 0.0:
+        return bool(np.array_equal(actual, expected))
+    return bool(np.allclose(actual, expected, rtol=0.0, atol=tolerance))
+
+
 def load_verified(
-    directory: Path, raw_metadata: Mapping[str, Any], *, name: str, version: str
+    directory: Path,
+    raw_metadata: Mapping[str, Any],
+    *,
+    name: str,
+    version: str,
+    golden_tolerance: float = 0.0,
 ) -> VerifiedModel:
     """Check digests before loading (joblib unpickles), then the schema width and golden outputs."""
     tag = f"{name}:{version}"
@@ -77,7 +94,7 @@ def load_verified(
     adapter = get_adapter(metadata.framework)
     predictor = adapter.load(directory / metadata.model_file, rowwise=not metadata.batch_invariant)
     check_width(predictor, metadata.feature_schema.width)
-    verify_golden(predictor, metadata, tag=tag)
+    verify_golden(predictor, metadata, tag=tag, tolerance=golden_tolerance)
     return VerifiedModel(name=name, version=version, metadata=metadata, predictor=predictor)
 
 

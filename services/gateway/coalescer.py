@@ -1,73 +1,109 @@
-"""Coalesce concurrent requests for one runner into fewer, larger runner calls.
+"""Coalesce concurrent work into fewer, larger calls: runner calls here, commits in persistence.
 
 Every hop into a BentoML service costs about 1.5 ms of CPU per call here, more than a small
 model's forward pass, so batching only inside the runner (after each request paid its hop)
-buys little. The gateway therefore batches first: while `max_in_flight` calls to a runner
-are outstanding, new requests wait and leave together in the next call. At low load a request
-goes straight out (no timer, no added latency); under load, batches grow with the load.
+buys little. The gateway therefore batches first: while `max_in_flight` calls are outstanding,
+new requests wait and leave together in the next call. At low load a request goes straight out
+(no timer, no added latency); under load, batches grow with the load. The same mechanism is the
+prediction log's group commit.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from services.observability import COALESCED_ROWS
 from services.runners.protocol import PredictItem, PredictOutput
 
-RunnerCall = Callable[[list[PredictItem]], Awaitable[list[PredictOutput]]]
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 
-class Coalescer:
-    """Per-runner queue that merges waiting requests into one runner call."""
+class MicroBatcher(Generic[ItemT, ResultT]):
+    """Merges waiting submissions into one call of `call`, which answers each item in order."""
 
     def __init__(
-        self, call: RunnerCall, *, framework: str, max_in_flight: int, max_rows: int
+        self,
+        call: Callable[[list[ItemT]], Awaitable[list[ResultT]]],
+        *,
+        max_in_flight: int,
+        max_weight: int,
+        weight: Callable[[ItemT], int] = lambda _: 1,
+        observe: Callable[[int], None] = lambda _: None,
     ) -> None:
         self._call = call
-        self._framework = framework
         self._max_in_flight = max_in_flight
-        self._max_rows = max_rows
-        self._waiting: list[tuple[PredictItem, asyncio.Future[PredictOutput]]] = []
+        self._max_weight = max_weight
+        self._weight = weight
+        self._observe = observe
+        self._waiting: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()  # strong references until each finishes
 
-    async def submit(self, item: PredictItem) -> PredictOutput:
-        """Predict `item`'s rows, possibly together with other waiting requests."""
-        future: asyncio.Future[PredictOutput] = asyncio.get_running_loop().create_future()
+    async def submit(self, item: ItemT) -> ResultT:
+        """The result for `item`, computed possibly together with other waiting items."""
+        future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         self._dispatch()
         return await future
 
     def _dispatch(self) -> None:
         while self._waiting and self._in_flight < self._max_in_flight:
-            batch: list[tuple[PredictItem, asyncio.Future[PredictOutput]]] = []
-            rows = 0
-            while self._waiting and (
-                not batch or rows + len(self._waiting[0][0].rows) <= self._max_rows
-            ):
-                entry = self._waiting.pop(0)
-                if entry[1].done():  # its caller gave up (timeout, disconnect) before dispatch
-                    continue
-                batch.append(entry)
-                rows += len(entry[0].rows)
+            batch = self._take()
             if not batch:
                 return
             self._in_flight += 1
-            COALESCED_ROWS.labels(framework=self._framework).observe(rows)
+            self._observe(sum(self._weight(item) for item, _ in batch))
             task = asyncio.get_running_loop().create_task(self._send(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, batch: list[tuple[PredictItem, asyncio.Future[PredictOutput]]]) -> None:
+    def _take(self) -> list[tuple[ItemT, asyncio.Future[ResultT]]]:
+        batch: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
+        total = 0
+        while self._waiting:
+            item, future = self._waiting[0]
+            if batch and total + self._weight(item) > self._max_weight:
+                break
+            self._waiting.pop(0)
+            if future.done():  # its caller gave up (timeout, disconnect) before dispatch
+                continue
+            batch.append((item, future))
+            total += self._weight(item)
+        return batch
+
+    async def _send(self, batch: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> None:
         try:
-            outputs = await self._call([item for item, _ in batch])
+            results = await self._call([item for item, _ in batch])
         except BaseException as exc:  # every waiter must learn the outcome, whatever it is
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
         else:
-            for (_, future), output in zip(batch, outputs, strict=True):
+            for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
-                    future.set_result(output)
+                    future.set_result(result)
         finally:
             self._in_flight -= 1
             self._dispatch()
+
+
+class Coalescer(MicroBatcher[PredictItem, PredictOutput]):
+    """Per-runner coalescing of prediction requests, weighted by rows."""
+
+    def __init__(
+        self,
+        call: Callable[[list[PredictItem]], Awaitable[list[PredictOutput]]],
+        *,
+        framework: str,
+        max_in_flight: int,
+        max_rows: int,
+    ) -> None:
+        observer = COALESCED_ROWS.labels(framework=framework)
+        super().__init__(
+            call,
+            max_in_flight=max_in_flight,
+            max_weight=max_rows,
+            weight=lambda item: len(item.rows),
+            observe=observer.observe,
+        )

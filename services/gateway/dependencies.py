@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.errors import ModelNotLoaded
+from services.errors import ModelNotLoaded, ServiceUnavailable
 from services.gateway.runtime import GatewayRuntime
+from services.persistence import PredictionStore
 
 
 def get_runtime(request: Request) -> GatewayRuntime:
@@ -17,3 +18,13 @@ def get_runtime(request: Request) -> GatewayRuntime:
 
 
 RuntimeDep = Annotated[GatewayRuntime, Depends(get_runtime)]
+
+
+def get_store(runtime: RuntimeDep) -> PredictionStore:
+    """The prediction log; 503 where persistence is switched off (benchmarks only)."""
+    if runtime.store is None:
+        raise ServiceUnavailable("the prediction log is disabled on this deployment")
+    return runtime.store
+
+
+StoreDep = Annotated[PredictionStore, Depends(get_store)]

@@ -82,7 +82,7 @@ class GatewayMiddleware:
             )
             return
         try:
-            await self.app(scope, self._limited(receive), send)
+            await self.app(scope, self._limited(receive, state), send)
         except Exception as exc:
             if state.started:  # too late for another response; the client sees a cut body
                 logger.exception("error after the response started on %s", path)
@@ -100,7 +100,7 @@ class GatewayMiddleware:
                 logger.exception("unhandled error on %s %s", scope.get("method"), path)
                 await _error(send, 500, "internal_error", "Internal server error.")
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, state: "_ResponseState") -> Receive:
         seen = 0
 
         async def limited() -> Message:
@@ -109,6 +109,8 @@ class GatewayMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:
+                    # The app may swallow this (FastAPI answers 400); the error body becomes 413.
+                    state.body_too_large = True
                     raise BodyTooLarge
             return message
 
@@ -127,7 +129,8 @@ class GatewayMiddleware:
 
 class _ResponseState:
     status = 500
-    started = False
+    started = False  # a response start was sent on to the server: too late for another one
+    body_too_large = False
 
 
 def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Send:
@@ -136,7 +139,7 @@ def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Se
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            state.status, state.started = message["status"], True
+            state.status = message["status"]
             headers = [
                 (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
             ]
@@ -145,13 +148,15 @@ def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Se
             if state.status >= 400:
                 held["start"], held["body"] = message, b""
                 return
+            state.started = True
             await send(message)
             return
         if message["type"] == "http.response.body" and "start" in held:
             held["body"] += message.get("body", b"")
             if message.get("more_body", False):
                 return
-            await _send_error_body(send, held["start"], held["body"], context)
+            state.started = True
+            await _send_error_body(send, held["start"], held["body"], context, state)
             return
         await send(message)
 
@@ -159,10 +164,13 @@ def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Se
 
 
 async def _send_error_body(
-    send: Send, start: Message, body: bytes, context: RequestContext
+    send: Send, start: Message, body: bytes, context: RequestContext, state: _ResponseState
 ) -> None:
     status = start["status"]
-    if is_envelope(body):
+    if state.body_too_large and status != 413:
+        status = state.status = 413
+        context.error_code, body = generic_error(status)
+    elif is_envelope(body):
         context.error_code = context.error_code or json.loads(body)["error"]["code"]
     else:
         if body:

@@ -41,11 +41,12 @@ class ModelRegistry:
         self._by_name = {model.ref.name: model for model in models}
 
     @classmethod
-    def from_store(cls) -> "ModelRegistry":
+    def from_store(cls, refs: tuple[ModelRef, ...] | None = None) -> "ModelRegistry":
+        """The served models (SERVING_MODELS unless `refs` says otherwise), from store metadata."""
         import bentoml
 
         models = []
-        for ref in served_models():
+        for ref in served_models() if refs is None else refs:
             stored = bentoml.models.get(ref.tag)
             models.append(
                 ServedModel(

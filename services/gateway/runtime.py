@@ -4,7 +4,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,9 @@ from services.gateway.registry import ModelRegistry, ServedModel
 from services.observability import INFERENCE_LATENCY
 from services.runners.protocol import PredictItem, PredictOutput, RunnerStatus
 from services.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from services.persistence import PredictionStore
 
 logger = logging.getLogger("services.gateway")
 ReadinessProbe = Callable[[], Awaitable[tuple[bool, str]]]
@@ -56,9 +59,11 @@ class GatewayRuntime:
         registry: ModelRegistry,
         runners: Mapping[str, RunnerClient],
         settings: ServingSettings,
+        store: "PredictionStore | None" = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
+        self.store = store
         self.runners = dict(runners)
         self.probes: dict[str, ReadinessProbe] = {}
         self.coalescers = {

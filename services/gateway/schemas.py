@@ -55,14 +55,14 @@ class PredictionOutputs(BaseModel):
     label: int | str
     score: float
     probabilities: dict[str, float]
+    out_of_range: list[str] = Field(
+        default_factory=list, description="Features accepted outside their training range."
+    )
 
 
 class PredictionPublic(BaseModel):
     id: str
     outputs: PredictionOutputs
-    out_of_range: list[str] = Field(
-        default_factory=list, description="Features accepted outside their training range."
-    )
 
 
 class PredictionsCreated(BaseModel):
@@ -75,6 +75,39 @@ class PredictionsCreatedEnvelope(BaseModel):
 
     data: PredictionsCreated
     meta: Meta
+
+
+class LabelUpdate(BaseModel):
+    """Ground truth for a prediction, one of its model's classes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: int | str
+
+
+class PredictionRecord(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: str
+    request_id: str
+    model: ModelIdentity
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    latency_ms: float
+    principal: str | None
+    label: int | str | None
+    labelled_at: str | None
+    created_at: str
+
+
+class PredictionRecordEnvelope(BaseModel):
+    data: PredictionRecord
+    meta: Meta
+
+
+class PredictionRecordsEnvelope(BaseModel):
+    data: list[PredictionRecord]
+    meta: PageMeta
 
 
 class ModelPublic(BaseModel):

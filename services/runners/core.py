@@ -17,8 +17,11 @@ logger = logging.getLogger("services.runners")
 class RunnerCore:
     """Models of one framework, each loaded once and checked against its export record."""
 
-    def __init__(self, framework: str, stored_models: Iterable[Any]) -> None:
+    def __init__(
+        self, framework: str, stored_models: Iterable[Any], *, golden_tolerance: float = 0.0
+    ) -> None:
         self.framework = framework
+        self.golden_tolerance = golden_tolerance
         self.models: dict[str, VerifiedModel] = {}
         for stored in stored_models:
             self._load(stored)
@@ -30,7 +33,11 @@ class RunnerCore:
             raise ModelNotLoaded(f"{stored.tag} is a {framework} model, not {self.framework}")
         try:
             model = load_verified(
-                Path(stored.path), stored.info.metadata, name=name, version=version
+                Path(stored.path),
+                stored.info.metadata,
+                name=name,
+                version=version,
+                golden_tolerance=self.golden_tolerance,
             )
         except AppError as exc:
             logger.critical(

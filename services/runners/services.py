@@ -33,6 +33,14 @@ def _batching(framework: str) -> dict[str, Any]:
     }
 
 
+def _resources(framework: str) -> dict[str, Any]:
+    """The PyTorch runner asks for GPUs when SERVING_TORCH_GPU > 0 (the GPU bento sets 1)."""
+    gpus = SETTINGS.torch_gpu
+    if framework == "torch" and gpus > 0:
+        return {"resources": {"gpu": int(gpus) if gpus.is_integer() else gpus}}
+    return {}
+
+
 def _declare_models(framework: str) -> Any:
     def declare(cls: type) -> type:
         for index, ref in enumerate(models_for(framework)):
@@ -60,12 +68,16 @@ def _runner(framework: str, doc: str) -> Any:
         __doc__ = doc
 
         def __init__(self) -> None:
+            tolerance = 0.0
             if framework == "torch":
                 from services.artifact.adapters import torch_adapter
 
                 torch_adapter.make_deterministic(SETTINGS.torch_threads)
                 torch_adapter.ADAPTER.device = torch_adapter.select_device(SETTINGS.torch_device)
-            self.core = RunnerCore(framework, _stored(self))
+                if torch_adapter.ADAPTER.device != "cpu":
+                    # GPU kernels are not bit-identical to the CPU that recorded the goldens.
+                    tolerance = SETTINGS.golden_tolerance
+            self.core = RunnerCore(framework, _stored(self), golden_tolerance=tolerance)
 
         @bentoml.api(**_batching(framework))  # type: ignore[untyped-decorator]
         def predict(self, items: list[PredictItem]) -> list[PredictOutput]:
@@ -76,7 +88,10 @@ def _runner(framework: str, doc: str) -> Any:
             return RunnerStatus(framework=framework, models=sorted(self.core.models))
 
     return bentoml.service(
-        name=f"{framework}_runner", workers=1, runner_connection=RUNNER_CONNECTION
+        name=f"{framework}_runner",
+        workers=1,
+        runner_connection=RUNNER_CONNECTION,
+        **_resources(framework),
     )(Runner)
 
 

@@ -1,0 +1,48 @@
+"""Typed SQLAlchemy models; constraint names follow one naming convention."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, Index, MetaData, String, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Prediction(Base):
+    """One predicted row: what was asked, what the model answered, and later its true label."""
+
+    __tablename__ = "predictions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(200))
+    inputs: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    principal: Mapped[str | None] = mapped_column(String(200))
+    label: Mapped[Any | None] = mapped_column(JsonDocument)
+    labelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index(None, "created_at", "id"),
+        Index(None, "model_name", "created_at"),
+        Index(None, "model_name", "model_version", "created_at"),
+        Index(None, "labelled_at"),
+        Index(None, "request_id"),
+    )
