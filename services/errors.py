@@ -2,6 +2,9 @@
 
 AppError (500 internal_error)
 ├── BadRequest (400 bad_request)
+├── Unauthorized (401 unauthorized)
+├── Forbidden (403 forbidden)
+├── Conflict (409 conflict)
 ├── NotFound (404 not_found)
 │   └── ModelNotFound (404 model_not_found)
 ├── ValidationFailed (422 validation_error)
@@ -30,6 +33,21 @@ class AppError(Exception):
 class BadRequest(AppError):
     status_code = 400
     error_code = "bad_request"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    error_code = "unauthorized"
+
+
+class Forbidden(AppError):
+    status_code = 403
+    error_code = "forbidden"
+
+
+class Conflict(AppError):
+    status_code = 409
+    error_code = "conflict"
 
 
 class NotFound(AppError):

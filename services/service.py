@@ -1,20 +1,23 @@
 """The Bento's entry service: the /api/v1 gateway in front of one runner per framework.
 
 client -> GatewayMiddleware (request id, probes, body limit, error envelope, access log)
-       -> FastAPI /api/v1 -> schema validation -> coalescer -> runner (adaptive batching)
+       -> AuthMiddleware (JWT or API key) -> RateLimitMiddleware (Redis, per principal)
+       -> FastAPI /api/v1 -> scope check -> schema validation -> result cache
+       -> coalescer -> runner (adaptive batching) -> group-committed prediction log -> 201
 """
 
 import logging
-from typing import Any
 
 import bentoml
 
 from db.settings import database_settings
+from services.auth.settings import auth_settings
 from services.errors import AppError
 from services.gateway.app import create_app
-from services.gateway.middleware import GatewayMiddleware
 from services.gateway.runtime import GatewayRuntime, RunnerProxy
+from services.gateway.stack import middleware_chain
 from services.gateway.wiring import build_runtime
+from services.limits import rate_limit_settings, redis_settings
 from services.observability import configure_logging
 from services.runners.services import SklearnRunner, TorchRunner, XGBoostRunner
 from services.settings import serving_settings
@@ -25,15 +28,7 @@ SETTINGS = serving_settings()
 api = create_app()
 
 
-async def readiness() -> tuple[bool, dict[str, Any]]:
-    """What `/ready` reports: not ready until the runtime exists and every check passes."""
-    runtime: GatewayRuntime | None = getattr(api.state, "runtime", None)
-    if runtime is None:
-        return False, {"gateway": "starting"}
-    return await runtime.readiness()
-
-
-@bentoml.service(name="gateway", workers=1, traffic={"timeout": 60})
+@bentoml.service(name="gateway", workers=SETTINGS.gateway_workers, traffic={"timeout": 60})
 @bentoml.asgi_app(api, path="/api/v1")
 class Gateway:
     """Routes, validates and batches; the runners only ever see validated, encoded rows."""
@@ -55,7 +50,12 @@ class Gateway:
         }
         try:
             self.runtime = await build_runtime(
-                runners=runners, serving=SETTINGS, database=database_settings()
+                runners=runners,
+                serving=SETTINGS,
+                database=database_settings(),
+                auth=auth_settings(),
+                redis=redis_settings(),
+                limits=rate_limit_settings(),
             )
         except AppError as exc:
             logger.critical("refusing to start: %s", exc.message)
@@ -64,8 +64,8 @@ class Gateway:
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     async def stop(self) -> None:
-        if self.runtime is not None and self.runtime.store is not None:
-            await self.runtime.store.close()
+        if self.runtime is not None:
+            await self.runtime.close()
 
     async def __is_ready__(self) -> bool:
         if self.runtime is None:
@@ -74,6 +74,9 @@ class Gateway:
         return ready
 
 
-Gateway.add_asgi_middleware(  # type: ignore[attr-defined]
-    GatewayMiddleware, max_body_bytes=SETTINGS.max_body_bytes, readiness=readiness
-)
+for middleware, options in middleware_chain(
+    lambda: getattr(api.state, "runtime", None),
+    max_body_bytes=SETTINGS.max_body_bytes,
+    protect_metrics=auth_settings().protect_metrics,
+):
+    Gateway.add_asgi_middleware(middleware, **options)  # type: ignore[attr-defined]

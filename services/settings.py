@@ -43,6 +43,7 @@ class ServingSettings(BaseSettings):
         le=64,
         description="Runner calls in flight per framework before coalescing.",
     )
+    gateway_workers: int = Field(default=1, ge=1, le=32, description="Gateway processes.")
     torch_device: str = Field(default="cpu", description="Device for PyTorch models: cpu or cuda.")
     torch_threads: int = Field(default=1, ge=1, le=64, description="PyTorch intra-op threads.")
     # Read at import, when BentoML records the runner's resources; the GPU bento sets it to 1.

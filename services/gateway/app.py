@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 
 from services.errors import AppError
 from services.gateway.envelope import generic_error
-from services.gateway.routers import models, predictions
+from services.gateway.routers import api_keys, auth, models, predictions, users
 
 logger = logging.getLogger("services.gateway")
 API_TITLE = "Model packaging gateway"
@@ -25,8 +25,11 @@ def create_app() -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.include_router(auth.router)
     app.include_router(predictions.router)
     app.include_router(models.router)
+    app.include_router(users.router)
+    app.include_router(api_keys.router)
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_invalid)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

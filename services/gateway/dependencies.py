@@ -1,10 +1,13 @@
 """FastAPI dependencies shared by the routers."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from services.errors import ModelNotLoaded, ServiceUnavailable
+from services.auth.authenticator import Principal
+from services.auth.middleware import principal
+from services.auth.scopes import grants
+from services.errors import Forbidden, ModelNotLoaded, ServiceUnavailable, Unauthorized
 from services.gateway.runtime import GatewayRuntime
 from services.persistence import PredictionStore
 
@@ -28,3 +31,21 @@ def get_store(runtime: RuntimeDep) -> PredictionStore:
 
 
 StoreDep = Annotated[PredictionStore, Depends(get_store)]
+
+
+def require(scope: str) -> Any:
+    """A route dependency: the caller's credential must carry `scope` (or admin)."""
+
+    def check(runtime: RuntimeDep) -> Principal | None:
+        caller = principal()
+        if caller is None:
+            if runtime.auth_enabled:
+                raise Unauthorized("authentication required")
+            return None
+        if not grants(caller.scopes, scope):
+            raise Forbidden(
+                f"this credential lacks the {scope!r} scope", details={"required_scope": scope}
+            )
+        return caller
+
+    return Depends(check)

@@ -60,10 +60,17 @@ class GatewayRuntime:
         runners: Mapping[str, RunnerClient],
         settings: ServingSettings,
         store: "PredictionStore | None" = None,
+        auth_enabled: bool = False,
     ) -> None:
         self.registry = registry
         self.settings = settings
         self.store = store
+        self.auth_enabled = auth_enabled
+        self.authenticator: Any = None
+        self.signer: Any = None
+        self.limiter: Any = None
+        self.cache: Any = None
+        self.redis: Any = None
         self.runners = dict(runners)
         self.probes: dict[str, ReadinessProbe] = {}
         self.coalescers = {
@@ -107,6 +114,13 @@ class GatewayRuntime:
             return await self.coalescers[framework].submit(item)
         outputs = await self.runners[framework].predict([item])
         return outputs[0]
+
+    async def close(self) -> None:
+        """Release pooled connections (database, Redis)."""
+        if self.store is not None:
+            await self.store.close()
+        if self.redis is not None:
+            await self.redis.close()
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Every runner up with its models loaded and golden-checked, plus registered probes."""

@@ -1,6 +1,6 @@
 """Request and response schemas of /api/v1 (the committed OpenAPI document is built from them)."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -149,3 +149,84 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         504: "Inference timeout",
     }.items()
 }
+
+
+SCOPE_PATTERN = r"^(predictions:write|predictions:read|models:read|admin)$"
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(pattern=USERNAME_PATTERN)
+    password: str = Field(min_length=12, max_length=256)
+    scopes: list[Annotated[str, Field(pattern=SCOPE_PATTERN)]] = Field(min_length=1)
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str | None = Field(default=None, min_length=12, max_length=256)
+    scopes: list[Annotated[str, Field(pattern=SCOPE_PATTERN)]] | None = Field(
+        default=None, min_length=1
+    )
+    is_active: bool | None = None
+
+
+class UserPublic(BaseModel):
+    id: str
+    username: str
+    scopes: list[str]
+    is_active: bool
+    created_at: str
+    updated_at: str
+
+
+class UserEnvelope(BaseModel):
+    data: UserPublic
+    meta: Meta
+
+
+class UsersEnvelope(BaseModel):
+    data: list[UserPublic]
+    meta: PageMeta
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    user_id: str | None = Field(default=None, description="Owner; default: the caller.")
+    scopes: list[Annotated[str, Field(pattern=SCOPE_PATTERN)]] | None = Field(
+        default=None, min_length=1, description="Default: the owner's scopes."
+    )
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    name: str
+    user_id: str
+    prefix: str
+    scopes: list[str]
+    created_at: str
+    revoked_at: str | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key itself: shown this once, never stored.")
+
+
+class ApiKeyCreatedEnvelope(BaseModel):
+    data: ApiKeyCreated
+    meta: Meta
+
+
+class ApiKeysEnvelope(BaseModel):
+    data: list[ApiKeyPublic]
+    meta: PageMeta

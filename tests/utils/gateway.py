@@ -1,7 +1,8 @@
 """The real gateway app in-process, with real models and a real database, minus BentoML's HTTP.
 
 Runner calls go to a RunnerCore in this process (the same class the runner services use);
-everything else (middleware, routes, validation, coalescing, group commit) is production code.
+everything else (middleware chain, routes, validation, coalescing, group commit, auth, limits)
+is production code.
 """
 
 import asyncio
@@ -15,12 +16,14 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from db.settings import DatabaseSettings
+from services.auth.settings import AuthSettings
 from services.catalog import ModelRef
 from services.gateway.app import create_app
-from services.gateway.middleware import GatewayMiddleware
 from services.gateway.registry import ModelRegistry
 from services.gateway.runtime import GatewayRuntime
+from services.gateway.stack import middleware_chain, wrap
 from services.gateway.wiring import build_runtime
+from services.limits import RateLimitSettings, RedisSettings
 from services.runners.core import RunnerCore
 from services.runners.protocol import PredictItem, PredictOutput, RunnerStatus
 from services.settings import ServingSettings
@@ -53,11 +56,18 @@ def model_refs(tags: Sequence[str]) -> tuple[ModelRef, ...]:
 
 @asynccontextmanager
 async def gateway_client(
-    tags: Sequence[str], *, db_url: str | None, **serving: Any
+    tags: Sequence[str],
+    *,
+    db_url: str | None,
+    auth: AuthSettings | None = None,
+    redis: RedisSettings | None = None,
+    limits: RateLimitSettings | None = None,
+    **serving: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayRuntime]]:
     """An httpx client on the gateway serving `tags`; db_url None switches persistence off.
 
-    Keyword arguments are ServingSettings fields, or DatabaseSettings fields prefixed `db_`.
+    Auth, rate limits and the cache are off unless their settings are passed. Other keyword
+    arguments are ServingSettings fields, or DatabaseSettings fields prefixed `db_`.
     """
     refs = model_refs(tags)
     runners = {}
@@ -77,17 +87,19 @@ async def gateway_client(
         serving=ServingSettings(**serving),
         database=database,
         registry=ModelRegistry.from_store(refs),
+        auth=auth or AuthSettings(enabled=False),
+        redis=redis or RedisSettings(cache_enabled=False),
+        limits=limits or RateLimitSettings(enabled=False),
     )
     app = create_app()
     app.state.runtime = runtime
     mounted = Starlette(routes=[Mount("/api/v1", app=app)])
-    asgi = GatewayMiddleware(
-        mounted, max_body_bytes=runtime.settings.max_body_bytes, readiness=runtime.readiness
+    chain = middleware_chain(
+        lambda: runtime, max_body_bytes=runtime.settings.max_body_bytes, protect_metrics=False
     )
-    transport = httpx.ASGITransport(app=asgi)
+    transport = httpx.ASGITransport(app=wrap(mounted, chain))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client, runtime
     finally:
-        if runtime.store is not None:
-            await runtime.store.close()
+        await runtime.close()

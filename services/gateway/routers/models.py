@@ -3,12 +3,18 @@
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from services.gateway.dependencies import RuntimeDep
+from services.auth.scopes import MODELS_READ
+from services.gateway.dependencies import RuntimeDep, require
 from services.gateway.envelope import success
 from services.gateway.pagination import PageDep
 from services.gateway.schemas import ERROR_RESPONSES, MODEL_REF, ModelEnvelope, ModelsEnvelope
 
-router = APIRouter(prefix="/models", tags=["models"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/models",
+    tags=["models"],
+    responses=ERROR_RESPONSES,
+    dependencies=[require(MODELS_READ)],
+)
 
 
 @router.get("", response_model=ModelsEnvelope, summary="List served models")

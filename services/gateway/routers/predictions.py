@@ -1,5 +1,6 @@
 """/predictions: predict (201 only once the rows are durable), then read, label, delete, export."""
 
+import hashlib
 import json
 import time
 import uuid
@@ -12,10 +13,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from db.models import Prediction
 from db.repositories import predictions as repository
+from services.auth.scopes import PREDICTIONS_READ, PREDICTIONS_WRITE
 from services.errors import NotFound, ValidationFailed
-from services.gateway.dependencies import RuntimeDep, StoreDep
+from services.gateway.dependencies import RuntimeDep, StoreDep, require
 from services.gateway.envelope import current_request, success
 from services.gateway.query import parse_list_query
+from services.gateway.registry import ServedModel
+from services.gateway.runtime import GatewayRuntime
 from services.gateway.schemas import (
     ERROR_RESPONSES,
     LabelUpdate,
@@ -50,8 +54,12 @@ LIST_PARAMETERS = [
     status_code=201,
     response_model=PredictionsCreatedEnvelope,
     summary="Predict one or more rows with one model",
+    description="Send `Cache-Control: no-cache` to bypass the result cache.",
+    dependencies=[require(PREDICTIONS_WRITE)],
 )
-async def create_predictions(body: PredictionCreate, runtime: RuntimeDep) -> JSONResponse:
+async def create_predictions(
+    body: PredictionCreate, runtime: RuntimeDep, request: Request
+) -> JSONResponse:
     model = runtime.registry.resolve(body.model)
     context = current_request.get()
     if context is not None:
@@ -64,7 +72,8 @@ async def create_predictions(body: PredictionCreate, runtime: RuntimeDep) -> JSO
         max_rows=runtime.settings.max_rows,
     )
     started = time.perf_counter()
-    probabilities = await runtime.predict(model, schema.encode_rows(validated.rows))
+    bypass = "no-cache" in request.headers.get("cache-control", "").lower()
+    probabilities = await _cached_predict(runtime, model, validated.rows, bypass=bypass)
     latency_ms = (time.perf_counter() - started) * 1000
     outputs = prediction_outputs(probabilities, model.metadata.output_schema.classes)
     now = datetime.now(UTC)
@@ -97,11 +106,32 @@ async def create_predictions(body: PredictionCreate, runtime: RuntimeDep) -> JSO
     return JSONResponse(success(data), status_code=201)
 
 
+async def _cached_predict(
+    runtime: GatewayRuntime, model: ServedModel, rows: list[dict[str, Any]], *, bypass: bool
+) -> list[list[float]]:
+    """Probabilities from the result cache (keyed by model tag and canonical input), or the
+    runner. A cached answer is still persisted as this caller's prediction."""
+    cache = runtime.cache
+    key = None
+    if cache is not None:
+        canonical = json.dumps(rows, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        key = f"inference:v1:{model.ref.tag}:{digest}"
+        if not bypass and (hit := await cache.get(key)) is not None:
+            cached: list[list[float]] = json.loads(hit)
+            return cached
+    probabilities = await runtime.predict(model, model.metadata.feature_schema.encode_rows(rows))
+    if cache is not None and key is not None:
+        await cache.set(key, json.dumps(probabilities).encode("utf-8"))
+    return probabilities
+
+
 @router.get(
     "",
     response_model=PredictionRecordsEnvelope,
     summary="Page through predictions",
     openapi_extra={"parameters": LIST_PARAMETERS},
+    dependencies=[require(PREDICTIONS_READ)],
 )
 async def list_predictions(request: Request, store: StoreDep) -> JSONResponse:
     page, query = parse_list_query(request.query_params)
@@ -118,6 +148,7 @@ async def list_predictions(request: Request, store: StoreDep) -> JSONResponse:
     summary="Stream matching predictions as JSON lines",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}}}},
+    dependencies=[require(PREDICTIONS_READ)],
     openapi_extra={"parameters": LIST_PARAMETERS[2:]},
 )
 async def export_predictions(request: Request, store: StoreDep) -> StreamingResponse:
@@ -131,7 +162,12 @@ async def export_predictions(request: Request, store: StoreDep) -> StreamingResp
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
-@router.get("/{prediction_id}", response_model=PredictionRecordEnvelope, summary="One prediction")
+@router.get(
+    "/{prediction_id}",
+    response_model=PredictionRecordEnvelope,
+    summary="One prediction",
+    dependencies=[require(PREDICTIONS_READ)],
+)
 async def get_prediction(prediction_id: uuid.UUID, store: StoreDep) -> JSONResponse:
     async with store.sessions() as session:
         row = await repository.get_prediction(session=session, prediction_id=prediction_id)
@@ -144,6 +180,7 @@ async def get_prediction(prediction_id: uuid.UUID, store: StoreDep) -> JSONRespo
     "/{prediction_id}",
     response_model=PredictionRecordEnvelope,
     summary="Record the ground-truth label",
+    dependencies=[require(PREDICTIONS_WRITE)],
 )
 async def label_prediction(
     prediction_id: uuid.UUID, body: LabelUpdate, store: StoreDep
@@ -169,7 +206,11 @@ async def label_prediction(
 
 
 @router.delete(
-    "/{prediction_id}", status_code=204, response_class=Response, summary="Delete one prediction"
+    "/{prediction_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete one prediction",
+    dependencies=[require(PREDICTIONS_WRITE)],
 )
 async def delete_prediction(prediction_id: uuid.UUID, store: StoreDep) -> Response:
     async with store.sessions() as session, session.begin():
