@@ -11,6 +11,12 @@ _SCRATCH = tempfile.mkdtemp(prefix="model-packaging-tests-")
 os.environ["BENTOML_HOME"] = os.path.join(_SCRATCH, "bentoml")
 os.environ["EXPORT_DATA_DIR"] = os.path.join(_SCRATCH, "data")
 os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+# Auth and rate limits are off by default in tests that exercise other behaviour; the auth
+# tests (tests/integration/auth, tests/e2e/test_secured_server.py) switch them on explicitly.
+os.environ["AUTH_ENABLED"] = "false"
+os.environ["RATE_LIMIT_ENABLED"] = "false"
+os.environ["AUTH_JWT_SECRET"] = "tests-only-secret-" + "s" * 32
+os.environ.pop("REDIS_URL", None)
 # The gateway's default prediction log for tests: an embedded SQLite file, migrated once below.
 os.environ["DB_URL"] = f"sqlite+aiosqlite:///{os.path.join(_SCRATCH, 'gateway.sqlite3')}"
 

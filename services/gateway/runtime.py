@@ -134,7 +134,7 @@ class GatewayRuntime:
         )
         names = [f"runner:{framework}" for framework in expected] + list(self.probes)
         for name, (ok, detail) in zip(names, results, strict=True):
-            checks[name] = detail if not ok else "ok"
+            checks[name] = detail
         return all(ok for ok, _ in results), checks
 
     async def _runner_ready(self, framework: str, tags: set[str]) -> tuple[bool, str]:
