@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 
-.PHONY: run test models migrate lint typecheck pytest golden-fixtures constraints clean
+.PHONY: run test models migrate openapi lint typecheck pytest golden-fixtures constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(PY) -m pytest
+
+## openapi: rewrite services/gateway/openapi.json from the app (review the diff, then commit)
+openapi: $(STAMP)
+	$(PY) -m tests.utils.openapi
 
 ## golden-fixtures: rewrite tests/fixtures/golden after a deliberate change of recipe or library
 golden-fixtures: $(STAMP)

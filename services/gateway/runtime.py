@@ -124,7 +124,6 @@ class GatewayRuntime:
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Every runner up with its models loaded and golden-checked, plus registered probes."""
-        checks: dict[str, Any] = {}
         expected: dict[str, set[str]] = {}
         for model in self.registry.all():
             expected.setdefault(model.ref.framework, set()).add(model.ref.tag)
@@ -133,8 +132,7 @@ class GatewayRuntime:
             *(probe() for probe in self.probes.values()),
         )
         names = [f"runner:{framework}" for framework in expected] + list(self.probes)
-        for name, (ok, detail) in zip(names, results, strict=True):
-            checks[name] = detail
+        checks = {name: detail for name, (_, detail) in zip(names, results, strict=True)}
         return all(ok for ok, _ in results), checks
 
     async def _runner_ready(self, framework: str, tags: set[str]) -> tuple[bool, str]:

@@ -1,4 +1,4 @@
-"""A throwaway redis-server on its own port, so a test can stop it without touching the shared one."""
+"""A throwaway redis-server on its own port, stopped by a test without touching the shared one."""
 
 import socket
 import subprocess
