@@ -5,7 +5,6 @@ the routes, where each route states the scope it needs. Probes and BentoML's own
 stay open, and runners are internal: `depends` calls never pass through here.
 """
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from services.auth.authenticator import AuthenticationFailed, Authenticator, Principal
 from services.auth.scopes import ADMIN, grants
 from services.gateway.envelope import current_request
-from services.gateway.middleware import ASGIApp, Receive, Scope, Send
+from services.gateway.middleware import ASGIApp, Receive, Scope, Send, send_error
 
 logger = logging.getLogger("services.auth")
 API_PREFIX = "/api/v1"
@@ -51,7 +50,7 @@ class AuthMiddleware:
             return
         runtime = self.runtime()
         if runtime is None:
-            await _reply(send, 503, "service_unavailable", "The service is starting.")
+            await send_error(send, 503, "service_unavailable", "The service is starting.")
             return
         if not runtime.auth_enabled:
             await self.app(scope, receive, send)
@@ -76,7 +75,7 @@ class AuthMiddleware:
             context.user_id = caller.subject
             context.extra["principal"] = caller
         if metrics and not grants(caller.scopes, ADMIN):
-            await _reply(send, 403, "forbidden", "The admin scope is required.")
+            await send_error(send, 403, "forbidden", "The admin scope is required.")
             return
         await self.app(scope, receive, send)
 
@@ -93,26 +92,6 @@ def _credential(scope: Scope) -> str | None:
 
 async def _unauthorized(send: Send, message: str, *, error: str | None) -> None:
     challenge = CHALLENGE + (f', error="{error}"' if error else "")
-    await _reply(send, 401, "unauthorized", message, [(b"www-authenticate", challenge.encode())])
-
-
-async def _reply(
-    send: Send,
-    status: int,
-    code: str,
-    message: str,
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
+    await send_error(
+        send, 401, "unauthorized", message, headers=[(b"www-authenticate", challenge.encode())]
     )
-    await send({"type": "http.response.body", "body": body})

@@ -77,7 +77,7 @@ class GatewayMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await _error(
+            await send_error(
                 send, 413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes"
             )
             return
@@ -88,17 +88,17 @@ class GatewayMiddleware:
                 logger.exception("error after the response started on %s", path)
                 return
             if isinstance(exc, BodyTooLarge):
-                await _error(
+                await send_error(
                     send,
                     413,
                     "payload_too_large",
                     f"request body exceeds {self.max_body_bytes} bytes",
                 )
             elif isinstance(exc, AppError):
-                await _error(send, exc.status_code, exc.error_code, exc.message, exc.details)
+                await send_error(send, exc.status_code, exc.error_code, exc.message, exc.details)
             else:
                 logger.exception("unhandled error on %s %s", scope.get("method"), path)
-                await _error(send, 500, "internal_error", "Internal server error.")
+                await send_error(send, 500, "internal_error", "Internal server error.")
 
     def _limited(self, receive: Receive, state: "_ResponseState") -> Receive:
         seen = 0
@@ -124,7 +124,9 @@ class GatewayMiddleware:
         if ready:
             await _json(send, 200, success({"ready": True, "checks": checks}))
         else:
-            await _error(send, 503, "not_ready", "The service is not ready.", {"checks": checks})
+            await send_error(
+                send, 503, "not_ready", "The service is not ready.", {"checks": checks}
+            )
 
 
 class _ResponseState:
@@ -190,25 +192,10 @@ async def _send_error_body(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _json(send: Send, status: int, document: dict[str, Any]) -> None:
-    body = json.dumps(document).encode("utf-8")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _error(
-    send: Send, status: int, code: str, message: str, details: dict[str, Any] | None = None
+async def send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    body = error_document(code, message, details)
+    """A complete JSON response straight onto an ASGI `send`."""
     await send(
         {
             "type": "http.response.start",
@@ -216,10 +203,27 @@ async def _error(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *(headers or []),
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """The error envelope as a complete response, for middleware that answers by itself."""
+    await send_json(send, status, error_document(code, message, details), headers)
+
+
+async def _json(send: Send, status: int, document: dict[str, Any]) -> None:
+    await send_json(send, status, json.dumps(document).encode("utf-8"))
 
 
 def _request_id(scope: Scope) -> str:

@@ -1,12 +1,11 @@
 """Rate limiting as ASGI middleware, after authentication: per principal and route class."""
 
-import json
 import math
 from collections.abc import Callable
 from typing import Any
 
 from services.auth.middleware import API_PREFIX, principal
-from services.gateway.middleware import ASGIApp, Message, Receive, Scope, Send
+from services.gateway.middleware import ASGIApp, Message, Receive, Scope, Send, send_error
 from services.limits import RATE_LIMITED, Decision, RateLimiter, RedisUnavailable
 
 TOKEN_PATH = f"{API_PREFIX}/auth/token"
@@ -48,20 +47,20 @@ class RateLimitMiddleware:
         try:
             decision = await limiter.hit(kind, identity)
         except RedisUnavailable:
-            await _reply(
-                send, 503, "service_unavailable", "Rate limits cannot be checked right now.", []
+            await send_error(
+                send, 503, "service_unavailable", "Rate limits cannot be checked right now."
             )
             return
         headers = _headers(decision)
         if not decision.allowed:
             RATE_LIMITED.labels(route_class=kind).inc()
             retry = str(max(1, math.ceil(decision.retry_after_s))).encode()
-            await _reply(
+            await send_error(
                 send,
                 429,
                 "rate_limited",
                 f"Too many requests ({kind}); slow down.",
-                [*headers, (b"retry-after", retry)],
+                headers=[*headers, (b"retry-after", retry)],
             )
             return
 
@@ -84,21 +83,3 @@ def _headers(decision: Decision) -> list[tuple[bytes, bytes]]:
 def _client(scope: Scope) -> str:
     client = scope.get("client")
     return f"ip:{client[0]}" if client else "ip:unknown"
-
-
-async def _reply(
-    send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]]
-) -> None:
-    body: Any = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
