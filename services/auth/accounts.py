@@ -10,6 +10,7 @@ from db.repositories import users as repository
 from services.auth.credentials import hash_password
 from services.auth.scopes import ADMIN
 from services.errors import Conflict
+from services.gateway.envelope import iso_utc
 
 
 async def create_user(
@@ -46,8 +47,8 @@ def public_user(user: User) -> dict[str, Any]:
         "username": user.username,
         "scopes": list(user.scopes),
         "is_active": user.is_active,
-        "created_at": _iso(user.created_at),
-        "updated_at": _iso(user.updated_at),
+        "created_at": iso_utc(user.created_at),
+        "updated_at": iso_utc(user.updated_at),
     }
 
 
@@ -58,10 +59,6 @@ def public_key(key: ApiKey) -> dict[str, Any]:
         "user_id": str(key.user_id),
         "prefix": key.prefix,
         "scopes": list(key.scopes),
-        "created_at": _iso(key.created_at),
-        "revoked_at": _iso(key.revoked_at) if key.revoked_at else None,
+        "created_at": iso_utc(key.created_at),
+        "revoked_at": iso_utc(key.revoked_at) if key.revoked_at else None,
     }
-
-
-def _iso(moment: datetime) -> str:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()

@@ -47,6 +47,11 @@ def timestamp() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+def iso_utc(moment: datetime) -> str:
+    """UTC ISO 8601; SQLite hands back naive datetimes, which were stored as UTC."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
 def meta(**extra: Any) -> dict[str, Any]:
     """Response meta: timestamp, request id and model version, plus pagination fields."""
     context = current_request.get()

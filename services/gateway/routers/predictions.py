@@ -16,7 +16,7 @@ from db.repositories import predictions as repository
 from services.auth.scopes import PREDICTIONS_READ, PREDICTIONS_WRITE
 from services.errors import NotFound, ValidationFailed
 from services.gateway.dependencies import RuntimeDep, StoreDep, require
-from services.gateway.envelope import current_request, success
+from services.gateway.envelope import current_request, iso_utc, success
 from services.gateway.query import parse_list_query
 from services.gateway.registry import ServedModel
 from services.gateway.runtime import GatewayRuntime
@@ -230,11 +230,6 @@ def _public(row: Prediction) -> dict[str, Any]:
         "latency_ms": row.latency_ms,
         "principal": row.principal,
         "label": row.label,
-        "labelled_at": _iso(row.labelled_at) if row.labelled_at else None,
-        "created_at": _iso(row.created_at),
+        "labelled_at": iso_utc(row.labelled_at) if row.labelled_at else None,
+        "created_at": iso_utc(row.created_at),
     }
-
-
-def _iso(moment: datetime) -> str:
-    """UTC ISO 8601; SQLite hands back naive datetimes, which were stored as UTC."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
