@@ -21,10 +21,14 @@ PORT ?= 3000
 ## run: export the reference models if missing, migrate the embedded database, serve the API
 run: models migrate
 	@echo
-	@echo "Serving on http://$(HOST):$(PORT) (Ctrl+C stops). Try, once /ready answers 200:"
+	@echo "Serving on http://$(HOST):$(PORT) (Ctrl+C stops). Once /ready answers 200, in another shell:"
 	@echo
-	@echo "  curl -s -X POST http://$(HOST):$(PORT)/api/v1/predictions -H 'Content-Type: application/json' \\"
-	@echo "    -d '{\"model\": \"fraud-xgb\", \"inputs\": [{\"amount\": 42.5, \"hour\": 14, \"merchant_category\": \"grocery\", \"distance_from_home_km\": 3.2, \"txn_count_1h\": 1, \"card_present\": true, \"account_age_days\": 900, \"is_foreign\": false}]}'"
+	@echo "  ADMIN_PASSWORD='choose a long passphrase' $(PY) -m services.cli create-admin admin   # once"
+	@echo "  TOKEN=\$$(curl -s -X POST http://$(HOST):$(PORT)/api/v1/auth/token -d grant_type=password \\"
+	@echo "      -d username=admin -d 'password=choose a long passphrase' | $(PY) -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+	@echo "  curl -s -X POST http://$(HOST):$(PORT)/api/v1/predictions -H \"Authorization: Bearer \$$TOKEN\" \\"
+	@echo "      -H 'Content-Type: application/json' \\"
+	@echo "      -d '{\"model\": \"fraud-xgb\", \"inputs\": [{\"amount\": 42.5, \"hour\": 14, \"merchant_category\": \"grocery\", \"distance_from_home_km\": 3.2, \"txn_count_1h\": 1, \"card_present\": true, \"account_age_days\": 900, \"is_foreign\": false}]}'"
 	@echo
 	$(VENV)/bin/bentoml serve services.service:Gateway --host $(HOST) --port $(PORT)
 
