@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 
-.PHONY: run test models migrate openapi lint typecheck pytest golden-fixtures constraints clean
+.PHONY: run test models migrate openapi bento bento-gpu container-smoke gpu-check bench lint typecheck pytest golden-fixtures constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,9 +50,26 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy training_export services db
+	$(VENV)/bin/mypy bentos/build.py bentos/gen_requirements.py bentos/smoke_predict.py bentos/gpu_check.py bentos/k8s/render.py
 
 pytest: $(STAMP)
 	$(PY) -m pytest
+
+## bento: build the CPU bento (bentofile.yaml) from the store's models; prints its tag
+bento: models
+	$(PY) bentos/build.py cpu
+
+## bento-gpu: build the GPU bento (bentos/bentofile.gpu.yaml: CUDA torch, the PyTorch runner asks for a GPU)
+bento-gpu: models
+	$(PY) bentos/build.py gpu
+
+## container-smoke: build the CPU image with buildah and smoke-test it (as root; ~5 min; on demand)
+container-smoke: $(STAMP)
+	bash bentos/smoke_container.sh
+
+## gpu-check: on a machine with an NVIDIA GPU: golden outputs and throughput on CUDA
+gpu-check: $(STAMP)
+	bash bentos/gpu_check.sh
 
 ## openapi: rewrite services/gateway/openapi.json from the app (review the diff, then commit)
 openapi: $(STAMP)
@@ -64,7 +81,8 @@ golden-fixtures: $(STAMP)
 
 ## constraints: re-pin the tested dependency set after changing pyproject.toml
 constraints: $(STAMP)
-	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
+	$(PY) bentos/gen_requirements.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -59,8 +59,10 @@ def serve_gateway(
     env: Mapping[str, str] | None = None,
     port: int | None = None,
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    target: str = SERVICE,
 ) -> Iterator[RunningServer]:
-    """Start the gateway, wait until GET /ready answers 200, yield it, then stop it."""
+    """Start the gateway (the source tree's service, or `target`: a built bento's tag), wait
+    until GET /ready answers 200, yield it, then stop it."""
     port = port or free_port()
     environment = {**os.environ, **(env or {})}
     # `bentoml serve` sets up its own multiprocess metrics directory for its workers.
@@ -68,7 +70,7 @@ def serve_gateway(
     log_path = Path(tempfile.mkstemp(prefix="gateway-server-", suffix=".log")[1])
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [_bentoml(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
+            [_bentoml(), "serve", target, "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO_ROOT,
             env=environment,
             stdin=subprocess.DEVNULL,
