@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 
-.PHONY: run test models migrate openapi bento bento-gpu container-smoke gpu-check bench lint typecheck pytest golden-fixtures constraints clean
+.PHONY: run test models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-overhead lint typecheck pytest golden-fixtures constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,14 @@ container-smoke: $(STAMP)
 ## gpu-check: on a machine with an NVIDIA GPU: golden outputs and throughput on CUDA
 gpu-check: $(STAMP)
 	bash bentos/gpu_check.sh
+
+## bench: load benchmark (~10 min; starts and stops its own servers on free ports)
+bench: models
+	$(PY) -m bench.load
+
+## bench-overhead: what the prediction log (PostgreSQL) and auth + rate limits cost (~4 min)
+bench-overhead: models
+	$(PY) -m bench.overhead
 
 ## openapi: rewrite services/gateway/openapi.json from the app (review the diff, then commit)
 openapi: $(STAMP)

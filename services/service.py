@@ -28,7 +28,13 @@ SETTINGS = serving_settings()
 api = create_app()
 
 
-@bentoml.service(name="gateway", workers=SETTINGS.gateway_workers, traffic={"timeout": 60})
+@bentoml.service(
+    name="gateway",
+    workers=SETTINGS.gateway_workers,
+    traffic={"timeout": 60},
+    # Our middleware writes one JSON access line per request; BentoML's would be a second.
+    logging={"access": {"enabled": False}},
+)
 @bentoml.asgi_app(api, path="/api/v1")
 class Gateway:
     """Routes, validates and batches; the runners only ever see validated, encoded rows."""

@@ -12,7 +12,7 @@ from services.gateway.runtime import GatewayRuntime
 from services.persistence import PredictionStore
 
 
-def get_runtime(request: Request) -> GatewayRuntime:
+async def get_runtime(request: Request) -> GatewayRuntime:
     """The gateway runtime the service installed at startup."""
     runtime: GatewayRuntime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
@@ -23,7 +23,7 @@ def get_runtime(request: Request) -> GatewayRuntime:
 RuntimeDep = Annotated[GatewayRuntime, Depends(get_runtime)]
 
 
-def get_store(runtime: RuntimeDep) -> PredictionStore:
+async def get_store(runtime: RuntimeDep) -> PredictionStore:
     """The prediction log; 503 where persistence is switched off (benchmarks only)."""
     if runtime.store is None:
         raise ServiceUnavailable("the prediction log is disabled on this deployment")
@@ -36,7 +36,7 @@ StoreDep = Annotated[PredictionStore, Depends(get_store)]
 def require(scope: str) -> Any:
     """A route dependency: the caller's credential must carry `scope` (or admin)."""
 
-    def check(runtime: RuntimeDep) -> Principal | None:
+    async def check(runtime: RuntimeDep) -> Principal | None:
         caller = principal()
         if caller is None:
             if runtime.auth_enabled:

@@ -7,6 +7,7 @@ client sees is the envelope: a non-envelope error from anywhere is replaced by a
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -256,6 +257,7 @@ def _log(scope: Scope, context: RequestContext, status: int, seconds: float) -> 
         "latency_ms": round(seconds * 1000, 3),
         "status": status,
         "error": context.error_code,
+        "pid": os.getpid(),
     }
     level = logging.DEBUG if path in QUIET_PATHS and status < 400 else logging.INFO
     access_log.log(level, "request", extra={"fields": fields})

@@ -27,7 +27,7 @@ class Page:
         }
 
 
-def page_params(
+async def page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 50,
 ) -> Page:
