@@ -12,7 +12,7 @@ import bentoml
 import httpx
 import pytest
 
-from tests.utils.databases import migrate, pg_url, postgres_database
+from tests.utils.databases import migrated_postgres
 from tests.utils.server import REPO_ROOT, RunningServer, serve_gateway
 
 pytestmark = pytest.mark.e2e
@@ -21,9 +21,7 @@ PASSWORD = "e2e admin password 42"
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    with postgres_database() as name:
-        url = pg_url(name)
-        migrate(url)
+    with migrated_postgres() as url:
         yield url
 
 

@@ -43,6 +43,15 @@ async def _admin(statement: str) -> None:
         await connection.close()
 
 
+@contextmanager
+def migrated_postgres() -> Iterator[str]:
+    """A new database at the head revision, dropped afterwards; yields its URL."""
+    with postgres_database() as name:
+        url = pg_url(name)
+        migrate(url)
+        yield url
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 

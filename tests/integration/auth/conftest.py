@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from services.auth.settings import AuthSettings
-from tests.utils.databases import migrate, pg_url, postgres_database
+from tests.utils.databases import migrated_postgres
 
 SECRET = "test-secret-" + "x" * 40
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -15,9 +15,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 @pytest.fixture(scope="module")
 def auth_db() -> Iterator[str]:
-    with postgres_database() as name:
-        url = pg_url(name)
-        migrate(url)
+    with migrated_postgres() as url:
         yield url
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.databases import migrate, pg_url, postgres_database, sqlite_url
+from tests.utils.databases import migrate, migrated_postgres, sqlite_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -15,7 +15,5 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         migrate(url)
         yield url
         return
-    with postgres_database() as name:
-        url = pg_url(name)
-        migrate(url)
+    with migrated_postgres() as url:
         yield url
