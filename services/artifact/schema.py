@@ -2,6 +2,7 @@
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Annotated, Literal, Self
 
 import numpy as np
@@ -75,6 +76,11 @@ class FeatureSchema(BaseModel):
     @property
     def names(self) -> list[str]:
         return [feature.name for feature in self.features]
+
+    @cached_property
+    def name_set(self) -> frozenset[str]:
+        """The feature names for membership tests, computed once per schema."""
+        return frozenset(self.names)
 
     @property
     def width(self) -> int:

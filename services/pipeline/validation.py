@@ -61,7 +61,7 @@ def _check_row(
     problems = [
         _detail(index, name, "unknown_feature", "not a feature of this model")
         for name in row
-        if name not in schema.names
+        if name not in schema.name_set
     ]
     for spec in schema.features:
         problem = _check_value(spec, row.get(spec.name), spec.name in row)
