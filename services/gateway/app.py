@@ -4,7 +4,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from services.errors import AppError
@@ -70,9 +70,12 @@ async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONRespo
     return _envelope(422, "validation_error", "The request failed validation.", {"errors": details})
 
 
-async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
-    code, _body = generic_error(exc.status_code)
-    message = {404: "No such resource.", 405: "Method not allowed."}.get(
-        exc.status_code, "The request failed."
+async def _http_error(_: Request, exc: HTTPException) -> Response:
+    """404 and 405 inside /api/v1: the same generic envelope the middleware uses everywhere."""
+    body = generic_error(exc.status_code)[1]
+    return Response(
+        body,
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers=getattr(exc, "headers", None),
     )
-    return _envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))

@@ -12,7 +12,7 @@ STATUS_CODES = {
     401: ("unauthorized", "Authentication is required."),
     403: ("forbidden", "This credential may not do that."),
     404: ("not_found", "No such resource."),
-    405: ("method_not_allowed", "This method is not allowed on this resource."),
+    405: ("method_not_allowed", "Method not allowed."),
     409: ("conflict", "The request conflicts with the current state."),
     413: ("payload_too_large", "The request body is too large."),
     415: ("unsupported_media_type", "Unsupported content type."),
