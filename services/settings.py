@@ -55,7 +55,8 @@ class ServingSettings(BaseSettings):
         ge=0,
         le=1e-2,
         description="Largest absolute difference from the recorded golden probabilities that a "
-        "PyTorch model may show at startup on a non-CPU device; the CPU always compares exactly.",
+        "model may show at startup when it runs on other kernels than recorded them (another "
+        "device, CPU instruction set or framework build); on the same kernels it is exact.",
     )
 
     @field_validator("models", mode="before")

@@ -149,6 +149,7 @@ def _export(request: ExportRequest) -> str:
         recipe=request.recipe,
         hyperparameters=request.hyperparameters,
         golden_examples=GoldenExamples(inputs=golden_inputs, outputs=golden_outputs.tolist()),
+        kernels=adapter.kernels(),
     )
     version = request.version or content_version(metadata)
     ensure_new_tag(request.name, version)

@@ -1,5 +1,6 @@
 """Load an exported model only after its digests and golden examples check out."""
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from services.artifact.adapters.base import check_width
 from services.artifact.digests import file_sha256
 from services.artifact.metadata import ArtifactMetadata
 from services.errors import ArtifactMismatch, InvalidFeatureSchema
+
+logger = logging.getLogger("services.artifact")
 
 
 @dataclass(frozen=True)
@@ -87,14 +90,29 @@ def load_verified(
     version: str,
     golden_tolerance: float = 0.0,
 ) -> VerifiedModel:
-    """Check digests before loading (joblib unpickles), then the schema width and golden outputs."""
+    """Check digests before loading (joblib unpickles), then the schema width and golden outputs.
+
+    Golden outputs compare exactly when this process computes with the kernels that recorded
+    them (same framework build, device and CPU instruction set); with other kernels, within
+    `golden_tolerance`.
+    """
     tag = f"{name}:{version}"
     metadata = parse_metadata(raw_metadata, tag=tag)
     verify_digests(directory, metadata, tag=tag)
     adapter = get_adapter(metadata.framework)
     predictor = adapter.load(directory / metadata.model_file, rowwise=not metadata.batch_invariant)
     check_width(predictor, metadata.feature_schema.width)
-    verify_golden(predictor, metadata, tag=tag, tolerance=golden_tolerance)
+    running = adapter.kernels()
+    tolerance = 0.0 if running == metadata.kernels else golden_tolerance
+    if tolerance:
+        logger.warning(
+            "%s: golden outputs were recorded with %s and run here with %s: compared within %g",
+            tag,
+            metadata.kernels or "unrecorded kernels",
+            running,
+            tolerance,
+        )
+    verify_golden(predictor, metadata, tag=tag, tolerance=tolerance)
     return VerifiedModel(name=name, version=version, metadata=metadata, predictor=predictor)
 
 

@@ -52,6 +52,11 @@ class ArtifactMetadata(BaseModel):
     recipe: str | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     golden_examples: GoldenExamples
+    kernels: str | None = Field(
+        default=None,
+        description="The numeric kernels the golden outputs were computed with (framework build, "
+        "device, CPU instruction set); absent for formats whose outputs do not depend on them.",
+    )
 
     def to_store(self) -> dict[str, Any]:
         """JSON-native form for the BentoML model store, which refuses None: absent means None."""

@@ -68,16 +68,14 @@ def _runner(framework: str, doc: str) -> Any:
         __doc__ = doc
 
         def __init__(self) -> None:
-            tolerance = 0.0
             if framework == "torch":
                 from services.artifact.adapters import torch_adapter
 
                 torch_adapter.make_deterministic(SETTINGS.torch_threads)
                 torch_adapter.ADAPTER.device = torch_adapter.select_device(SETTINGS.torch_device)
-                if torch_adapter.ADAPTER.device != "cpu":
-                    # GPU kernels are not bit-identical to the CPU that recorded the goldens.
-                    tolerance = SETTINGS.golden_tolerance
-            self.core = RunnerCore(framework, _stored(self), golden_tolerance=tolerance)
+            self.core = RunnerCore(
+                framework, _stored(self), golden_tolerance=SETTINGS.golden_tolerance
+            )
 
         @bentoml.api(**_batching(framework))  # type: ignore[untyped-decorator]
         def predict(self, items: list[PredictItem]) -> list[PredictOutput]:

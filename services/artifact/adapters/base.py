@@ -49,6 +49,15 @@ class FrameworkAdapter(ABC):
         depend on the batch they are computed in (export measures this).
         """
 
+    def kernels(self) -> str | None:
+        """What this process computes with, where float results depend on it (None: they don't).
+
+        Tree ensembles add fixed leaf values in a fixed order and give the same bits on every
+        x86-64 CPU; float32 matrix products take a different instruction set per CPU (AVX2,
+        AVX-512, AMX) and per device, and round differently.
+        """
+        return None
+
     def artifact_name(self, source: Path) -> str:
         """The canonical file name for a model file brought by a user."""
         suffix = source.suffix.lower()

@@ -59,6 +59,11 @@ class TorchAdapter(FrameworkAdapter):
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
 
+    def kernels(self) -> str | None:
+        if self.device.startswith("cuda"):
+            return f"torch {torch.__version__} {torch.cuda.get_device_name(self.device)}"
+        return f"torch {torch.__version__} cpu {torch.backends.cpu.get_cpu_capability()}"
+
     def save(self, model: Any, directory: Path) -> str:
         name = "model.pt"
         with _torchscript():

@@ -1,6 +1,8 @@
-"""Golden outputs compare exactly, unless a tolerance is given for a non-CPU device."""
+"""Golden outputs compare exactly on the kernels that recorded them, within the configured
+tolerance on others (another device, CPU instruction set or framework build)."""
 
 import copy
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,42 +15,74 @@ from services.errors import ArtifactMismatch
 from services.settings import ServingSettings
 
 pytestmark = pytest.mark.integration
+ELSEWHERE = "torch 2.11.0+cu130 NVIDIA H200"
 
 
-def _perturbed(tag: str, tmp_path: Path, delta: float) -> tuple[Path, dict[str, Any]]:
+def _perturbed(
+    tag: str, tmp_path: Path, delta: float, *, kernels: str | None = None
+) -> tuple[Path, dict[str, Any]]:
     model = bentoml.models.get(tag)
     directory = tmp_path / "model"
     shutil.copytree(model.path, directory)
     metadata = copy.deepcopy(dict(model.info.metadata))
     metadata["golden_examples"]["outputs"][0][0] += delta
+    if kernels is not None:
+        metadata["kernels"] = kernels
     return directory, metadata
 
 
-def test_a_difference_within_the_tolerance_is_accepted(
-    reference_models: dict[str, str], tmp_path: Path
+def test_recorded_elsewhere_a_difference_within_the_tolerance_is_accepted(
+    reference_models: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    directory, metadata = _perturbed(reference_models["digits-mlp"], tmp_path, 1e-7)
-
-    loaded = load_verified(
-        directory, metadata, name="digits-mlp", version="gpu", golden_tolerance=1e-6
+    directory, metadata = _perturbed(
+        reference_models["digits-mlp"], tmp_path, 1e-7, kernels=ELSEWHERE
     )
 
+    with caplog.at_level(logging.WARNING, logger="services.artifact"):
+        loaded = load_verified(
+            directory, metadata, name="digits-mlp", version="gpu", golden_tolerance=1e-6
+        )
+
     assert loaded.tag == "digits-mlp:gpu"
+    assert f"recorded with {ELSEWHERE}" in caplog.text
 
 
-def test_a_difference_beyond_the_tolerance_is_refused(
+def test_recorded_elsewhere_a_difference_beyond_the_tolerance_is_refused(
     reference_models: dict[str, str], tmp_path: Path
 ) -> None:
-    directory, metadata = _perturbed(reference_models["digits-mlp"], tmp_path, 1e-4)
+    directory, metadata = _perturbed(
+        reference_models["digits-mlp"], tmp_path, 1e-4, kernels=ELSEWHERE
+    )
 
     with pytest.raises(ArtifactMismatch, match="golden examples"):
         load_verified(directory, metadata, name="digits-mlp", version="gpu", golden_tolerance=1e-5)
 
 
-def test_without_a_tolerance_the_comparison_is_exact(
+def test_on_the_recording_kernels_the_comparison_is_exact_whatever_the_tolerance(
     reference_models: dict[str, str], tmp_path: Path
 ) -> None:
     directory, metadata = _perturbed(reference_models["digits-mlp"], tmp_path, 1e-12)
+
+    with pytest.raises(ArtifactMismatch, match="golden examples"):
+        load_verified(directory, metadata, name="digits-mlp", version="cpu", golden_tolerance=1e-5)
+
+
+def test_tree_models_compare_exactly_whatever_the_tolerance(
+    reference_models: dict[str, str], tmp_path: Path
+) -> None:
+    directory, metadata = _perturbed(reference_models["cancer-rf"], tmp_path, 1e-12)
+
+    assert metadata.get("kernels") is None
+    with pytest.raises(ArtifactMismatch, match="golden examples"):
+        load_verified(directory, metadata, name="cancer-rf", version="x", golden_tolerance=1e-5)
+
+
+def test_without_a_tolerance_the_comparison_is_exact(
+    reference_models: dict[str, str], tmp_path: Path
+) -> None:
+    directory, metadata = _perturbed(
+        reference_models["digits-mlp"], tmp_path, 1e-12, kernels=ELSEWHERE
+    )
 
     with pytest.raises(ArtifactMismatch, match="golden examples"):
         load_verified(directory, metadata, name="digits-mlp", version="cpu")
