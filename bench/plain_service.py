@@ -19,7 +19,7 @@ from bentoml.exceptions import InvalidArgument, NotFound
 
 from services.artifact.loader import parse_metadata
 from services.artifact.metadata import ArtifactMetadata
-from services.catalog import ModelRef, served_models
+from services.catalog import ModelRef, served_refs
 from services.runners.protocol import PredictItem, PredictOutput
 from services.runners.services import SklearnRunner, TorchRunner, XGBoostRunner
 
@@ -34,7 +34,7 @@ class PlainGateway:
 
     def __init__(self) -> None:
         self.models: dict[str, tuple[ModelRef, ArtifactMetadata]] = {}
-        for ref in served_models():
+        for ref in served_refs():
             stored = bentoml.models.get(ref.tag)
             self.models[ref.name] = (ref, parse_metadata(stored.info.metadata, tag=ref.tag))
         self.runners = {

@@ -1,17 +1,24 @@
-"""The one error hierarchy of the service; the gateway turns each into the error envelope.
+"""The one error hierarchy of the service; `services.http.envelope` turns each into the error
+envelope, and every front door reports them the same way.
 
 AppError (500 internal_error)
 ├── BadRequest (400 bad_request)
+│   ├── InvalidGrant (400 invalid_grant)            OAuth2 token endpoint, RFC 6749 5.2
+│   ├── InvalidScope (400 invalid_scope)
+│   └── UnsupportedGrantType (400 unsupported_grant_type)
 ├── Unauthorized (401 unauthorized)
 ├── Forbidden (403 forbidden)
-├── Conflict (409 conflict)
 ├── NotFound (404 not_found)
 │   └── ModelNotFound (404 model_not_found)
+├── Conflict (409 conflict)
 ├── ValidationFailed (422 validation_error)
-├── ModelNotLoaded (503 model_not_loaded)
-├── ServiceUnavailable (503 service_unavailable)
 ├── InvalidFeatureSchema (500 invalid_feature_schema)
 ├── ArtifactMismatch (500 artifact_mismatch)
+├── RunnerError (502 runner_error)
+├── ServiceUnavailable (503 service_unavailable)
+├── ModelNotLoaded (503 model_not_loaded)
+├── DatabaseUnavailable (503 database_unavailable)
+├── SchemaBehind (503 schema_behind)
 └── InferenceTimeout (504 inference_timeout)
 """
 
@@ -35,6 +42,24 @@ class BadRequest(AppError):
     error_code = "bad_request"
 
 
+class InvalidGrant(BadRequest):
+    """RFC 6749 5.2: bad credentials in a password grant."""
+
+    error_code = "invalid_grant"
+
+
+class InvalidScope(BadRequest):
+    """RFC 6749 5.2: the requested scope exceeds what the user holds."""
+
+    error_code = "invalid_scope"
+
+
+class UnsupportedGrantType(BadRequest):
+    """RFC 6749 5.2: only the password grant is supported."""
+
+    error_code = "unsupported_grant_type"
+
+
 class Unauthorized(AppError):
     status_code = 401
     error_code = "unauthorized"
@@ -43,11 +68,6 @@ class Unauthorized(AppError):
 class Forbidden(AppError):
     status_code = 403
     error_code = "forbidden"
-
-
-class Conflict(AppError):
-    status_code = 409
-    error_code = "conflict"
 
 
 class NotFound(AppError):
@@ -59,16 +79,14 @@ class ModelNotFound(NotFound):
     error_code = "model_not_found"
 
 
+class Conflict(AppError):
+    status_code = 409
+    error_code = "conflict"
+
+
 class ValidationFailed(AppError):
     status_code = 422
     error_code = "validation_error"
-
-
-class ModelNotLoaded(AppError):
-    """A model could not be loaded, or is not loaded yet."""
-
-    status_code = 503
-    error_code = "model_not_loaded"
 
 
 class InvalidFeatureSchema(AppError):
@@ -83,9 +101,37 @@ class ArtifactMismatch(AppError):
     error_code = "artifact_mismatch"
 
 
+class RunnerError(AppError):
+    """A runner answered with a failure."""
+
+    status_code = 502
+    error_code = "runner_error"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     error_code = "service_unavailable"
+
+
+class ModelNotLoaded(AppError):
+    """A model could not be loaded, or is not loaded yet."""
+
+    status_code = 503
+    error_code = "model_not_loaded"
+
+
+class DatabaseUnavailable(AppError):
+    """A prediction could not be confirmed as stored (retryable)."""
+
+    status_code = 503
+    error_code = "database_unavailable"
+
+
+class SchemaBehind(AppError):
+    """The database schema is older than the code; the service refuses to start."""
+
+    status_code = 503
+    error_code = "schema_behind"
 
 
 class InferenceTimeout(AppError):

@@ -5,30 +5,16 @@ import logging
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.engine import create_engine, session_factory
 from db.migrate import current_revision, head_revision
 from db.repositories.predictions import add_predictions
 from db.settings import DatabaseSettings
-from services.errors import AppError
-from services.gateway.coalescer import MicroBatcher
+from services.batching import MicroBatcher
+from services.errors import DatabaseUnavailable, SchemaBehind
 
 logger = logging.getLogger("services.persistence")
-
-
-class DatabaseUnavailable(AppError):
-    status_code = 503
-    error_code = "database_unavailable"
-
-
-class SchemaBehind(AppError):
-    """The database schema is older than the code; the service refuses to start."""
-
-    status_code = 503
-    error_code = "schema_behind"
-
 
 Rows = list[dict[str, Any]]
 
@@ -55,7 +41,9 @@ class PredictionStore:
         """Return only once `rows` are committed; DatabaseUnavailable otherwise."""
         try:
             await asyncio.wait_for(self._writer.submit(rows), timeout=self.settings.write_timeout_s)
-        except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        except Exception as exc:
+            # Whatever failed (a timeout, SQLAlchemy, or the driver itself: asyncpg raises
+            # CannotConnectNowError while PostgreSQL starts up), the row is not confirmed.
             logger.error("prediction commit failed: %r", exc)
             raise DatabaseUnavailable(
                 "the prediction could not be confirmed as stored, so it is not returned; "

@@ -1,8 +1,8 @@
 """The Bento's entry service: the /api/v1 gateway in front of one runner per framework.
 
-client -> GatewayMiddleware (request id, probes, body limit, error envelope, access log)
+client -> GatewayMiddleware (request id, runtime, probes, body limit, error envelope, access log)
        -> AuthMiddleware (JWT or API key) -> RateLimitMiddleware (Redis, per principal)
-       -> FastAPI /api/v1 -> scope check -> schema validation -> result cache
+       -> FastAPI /api/v1 -> PredictionService: scope check -> schema validation -> result cache
        -> coalescer -> runner (adaptive batching) -> group-committed prediction log -> 201
 """
 
@@ -14,11 +14,13 @@ from db.settings import database_settings
 from services.auth.settings import auth_settings
 from services.errors import AppError
 from services.gateway.app import create_app
-from services.gateway.runtime import GatewayRuntime, RunnerProxy
+from services.gateway.runtime import GatewayRuntime
 from services.gateway.stack import middleware_chain
 from services.gateway.wiring import build_runtime
-from services.limits import rate_limit_settings, redis_settings
-from services.observability import configure_logging
+from services.observability.logs import configure_logging
+from services.ratelimit.settings import rate_limit_settings
+from services.redis_client import redis_settings
+from services.runners.clients import RemoteRunner
 from services.runners.services import SklearnRunner, TorchRunner, XGBoostRunner
 from services.settings import serving_settings
 
@@ -26,6 +28,18 @@ configure_logging()
 logger = logging.getLogger("services.gateway")
 SETTINGS = serving_settings()
 api = create_app()
+
+
+class _RuntimeSlot:
+    """This worker process's runtime, once its startup hook has built it (None before)."""
+
+    runtime: GatewayRuntime | None = None
+
+    def __call__(self) -> GatewayRuntime | None:
+        return self.runtime
+
+
+RUNTIME = _RuntimeSlot()
 
 
 @bentoml.service(
@@ -43,19 +57,16 @@ class Gateway:
     xgboost_runner = bentoml.depends(XGBoostRunner)
     torch_runner = bentoml.depends(TorchRunner)
 
-    def __init__(self) -> None:
-        self.runtime: GatewayRuntime | None = None
-
     @bentoml.on_startup  # type: ignore[untyped-decorator]
     async def start(self) -> None:
-        """Connect the prediction log and refuse to start on a schema behind the code."""
+        """Build the runtime; refuse to start on a schema behind the code or a weak secret."""
         runners = {
-            "sklearn": RunnerProxy(self.sklearn_runner),
-            "xgboost": RunnerProxy(self.xgboost_runner),
-            "torch": RunnerProxy(self.torch_runner),
+            "sklearn": RemoteRunner(self.sklearn_runner),
+            "xgboost": RemoteRunner(self.xgboost_runner),
+            "torch": RemoteRunner(self.torch_runner),
         }
         try:
-            self.runtime = await build_runtime(
+            runtime = await build_runtime(
                 runners=runners,
                 serving=SETTINGS,
                 database=database_settings(),
@@ -66,23 +77,21 @@ class Gateway:
         except AppError as exc:
             logger.critical("refusing to start: %s", exc.message)
             raise
-        api.state.runtime = self.runtime
+        RUNTIME.runtime = runtime
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     async def stop(self) -> None:
-        if self.runtime is not None:
-            await self.runtime.close()
+        if RUNTIME.runtime is not None:
+            await RUNTIME.runtime.close()
 
     async def __is_ready__(self) -> bool:
-        if self.runtime is None:
+        if RUNTIME.runtime is None:
             return False
-        ready, _ = await self.runtime.readiness()
+        ready, _ = await RUNTIME.runtime.readiness()
         return ready
 
 
 for middleware, options in middleware_chain(
-    lambda: getattr(api.state, "runtime", None),
-    max_body_bytes=SETTINGS.max_body_bytes,
-    protect_metrics=auth_settings().protect_metrics,
+    RUNTIME, max_body_bytes=SETTINGS.max_body_bytes, protect_metrics=auth_settings().protect_metrics
 ):
     Gateway.add_asgi_middleware(middleware, **options)  # type: ignore[attr-defined]

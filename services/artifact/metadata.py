@@ -6,8 +6,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.artifact.schema import FeatureSchema, JsonScalar, OutputSchema
 
-STAGES = ("candidate", "production", "archived")
-
 
 class DataProvenance(BaseModel):
     """Which data a model learned from or was measured on, by content digest."""

@@ -1,25 +1,15 @@
 """Who is calling: a JWT (ours or an external OAuth2 provider's) or an API key."""
 
 import logging
-from dataclasses import dataclass
 
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories import users as repository
 from services.auth.credentials import TokenSigner, api_key_prefix, digests_match, token_scopes
+from services.auth.principal import Principal
 
 logger = logging.getLogger("services.auth")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller."""
-
-    subject: str
-    scopes: frozenset[str]
-    method: str  # "jwt" or "api_key"
-    key_prefix: str | None = None
 
 
 class AuthenticationFailed(Exception):

@@ -4,12 +4,12 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from services.errors import AppError
-from services.gateway.envelope import generic_error
+from services.errors import AppError, BadRequest, ValidationFailed
 from services.gateway.routers import api_keys, auth, models, predictions, users
+from services.http.envelope import error_document, generic_error
 
 logger = logging.getLogger("services.gateway")
 API_TITLE = "Model packaging gateway"
@@ -17,7 +17,7 @@ API_VERSION = "1.0.0"
 
 
 def create_app() -> FastAPI:
-    """A new /api/v1 app; the gateway service installs its runtime in `app.state.runtime`."""
+    """A new /api/v1 app; it reaches the gateway runtime through each request's state."""
     app = FastAPI(
         title=API_TITLE,
         version=API_VERSION,
@@ -36,29 +36,38 @@ def create_app() -> FastAPI:
     return app
 
 
-def _envelope(
-    status: int,
-    code: str,
-    message: str,
-    details: dict[str, object] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    content = {"error": {"code": code, "message": message, "details": details or {}}}
-    return JSONResponse(content, status_code=status, headers=headers)
-
-
-async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+def error_response(exc: AppError) -> Response:
+    """An AppError as the envelope, with its status."""
     if exc.status_code >= 500:
         logger.error("%s: %s", exc.error_code, exc.message, exc_info=exc)
-    return _envelope(exc.status_code, exc.error_code, exc.message, exc.details)
+    body = error_document(exc.error_code, exc.message, exc.details)
+    return Response(body, status_code=exc.status_code, media_type="application/json")
 
 
-async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _app_error(_: Request, exc: AppError) -> Response:
+    return error_response(exc)
+
+
+async def _request_invalid(_: Request, exc: RequestValidationError) -> Response:
+    return error_response(validation_error(exc))
+
+
+def validation_error(exc: RequestValidationError) -> AppError:
+    """FastAPI's validation errors as ours: a malformed body or query parameter is a 400 naming
+    it; fields of a well-formed body are a 422 listing every problem."""
     errors = exc.errors()
     if any(error.get("type") == "json_invalid" for error in errors):
-        return _envelope(400, "bad_request", "The request body is not valid JSON.")
+        return BadRequest("The request body is not valid JSON.")
     if any(tuple(error.get("loc", ())) == ("body",) for error in errors):
-        return _envelope(400, "bad_request", "The request body must be a JSON object.")
+        return BadRequest("The request body must be a JSON object.")
+    for error in errors:
+        location = tuple(error.get("loc", ()))
+        if len(location) >= 2 and location[0] == "query":
+            parameter = str(location[1])
+            return BadRequest(
+                f"query parameter {parameter!r}: {_reason(error)}",
+                details={"parameter": parameter},
+            )
     details = [
         {
             "field": ".".join(str(part) for part in error.get("loc", ())),
@@ -67,7 +76,13 @@ async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONRespo
         }
         for error in errors
     ]
-    return _envelope(422, "validation_error", "The request failed validation.", {"errors": details})
+    return ValidationFailed("The request failed validation.", details={"errors": details})
+
+
+def _reason(error: dict[str, object]) -> str:
+    if error.get("type") == "extra_forbidden":
+        return "unknown query parameter"
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
 async def _http_error(_: Request, exc: HTTPException) -> Response:

@@ -1,20 +1,36 @@
-"""FastAPI dependencies shared by the routers."""
+"""FastAPI dependencies shared by the routers: the runtime, the prediction log, scope checks."""
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
-from services.auth.authenticator import Principal
-from services.auth.middleware import principal
-from services.auth.scopes import grants
-from services.errors import Forbidden, ModelNotLoaded, ServiceUnavailable, Unauthorized
+from services.auth.principal import Principal, authorize, principal_of
+from services.auth.scopes import ADMIN, MODELS_READ, PREDICTIONS_READ, PREDICTIONS_WRITE
+from services.errors import ModelNotLoaded, ServiceUnavailable
 from services.gateway.runtime import GatewayRuntime
+from services.http.context import runtime_in
 from services.persistence import PredictionStore
+from services.pipeline.prediction_service import PredictionService
+
+# Declared for the OpenAPI document (Swagger's Authorize button); the auth middleware has
+# already checked the credential, so neither refuses a request by itself.
+BEARER = OAuth2PasswordBearer(
+    tokenUrl="auth/token",
+    scopes={
+        PREDICTIONS_WRITE: "create and label predictions",
+        PREDICTIONS_READ: "read the prediction log",
+        MODELS_READ: "read served models",
+        ADMIN: "manage users and API keys; implies every scope",
+    },
+    auto_error=False,
+)
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 async def get_runtime(request: Request) -> GatewayRuntime:
-    """The gateway runtime the service installed at startup."""
-    runtime: GatewayRuntime | None = getattr(request.app.state, "runtime", None)
+    """The gateway runtime, from the request's state (put there by the outermost middleware)."""
+    runtime: GatewayRuntime | None = runtime_in(request.scope)
     if runtime is None:
         raise ModelNotLoaded("the gateway is still starting")
     return runtime
@@ -33,19 +49,33 @@ async def get_store(runtime: RuntimeDep) -> PredictionStore:
 StoreDep = Annotated[PredictionStore, Depends(get_store)]
 
 
+async def get_predictions(runtime: RuntimeDep) -> PredictionService:
+    """The prediction service every front door calls."""
+    return runtime.predictions
+
+
+PredictionServiceDep = Annotated[PredictionService, Depends(get_predictions)]
+
+
 def require(scope: str) -> Any:
     """A route dependency: the caller's credential must carry `scope` (or admin)."""
 
-    async def check(runtime: RuntimeDep) -> Principal | None:
-        caller = principal()
-        if caller is None:
-            if runtime.auth_enabled:
-                raise Unauthorized("authentication required")
-            return None
-        if not grants(caller.scopes, scope):
-            raise Forbidden(
-                f"this credential lacks the {scope!r} scope", details={"required_scope": scope}
-            )
+    async def check(
+        request: Request,
+        runtime: RuntimeDep,
+        _bearer: Annotated[str | None, Security(BEARER, scopes=[scope])],
+        _api_key: Annotated[str | None, Security(API_KEY)],
+    ) -> Principal | None:
+        caller = principal_of(request.scope)
+        authorize(caller, scope, auth_enabled=runtime.authenticator is not None)
         return caller
 
     return Depends(check)
+
+
+async def get_caller(request: Request) -> Principal | None:
+    """The authenticated caller (None when auth is off)."""
+    return principal_of(request.scope)
+
+
+CallerDep = Annotated[Principal | None, Depends(get_caller)]

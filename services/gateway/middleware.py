@@ -10,27 +10,25 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.auth.principal import principal_of
 from services.errors import AppError
-from services.gateway.envelope import (
+from services.http.asgi import send_document, send_error
+from services.http.context import (
+    RUNTIME_KEY,
     RequestContext,
     current_request,
-    error_document,
-    generic_error,
-    is_envelope,
     new_request_id,
-    success,
+    scope_state,
 )
-from services.observability import ACCESS_LOGGER, ERRORS
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-ReadinessCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+from services.http.envelope import generic_error, is_envelope, success
+from services.observability.logs import ACCESS_LOGGER
+from services.observability.metrics import ERRORS
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 QUIET_PATHS = ("/health", "/ready", "/livez", "/readyz", "/metrics")
@@ -38,24 +36,37 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 logger = logging.getLogger("services.gateway")
 
 
+class ReadyRuntime(Protocol):
+    """What this middleware needs from the service runtime: its readiness."""
+
+    def readiness(self) -> Awaitable[tuple[bool, dict[str, str]]]: ...
+
+
+RuntimeProvider = Callable[[], Any]
+
+
 class BodyTooLarge(Exception):
     """The request body passed the configured limit while it was being read."""
 
 
 class GatewayMiddleware:
-    """See the module docstring; `readiness` answers `/ready`."""
+    """See the module docstring. `runtime` returns the service runtime (None while starting):
+    it goes into every request's state, the one way every inner layer reaches it, and its
+    readiness answers `/ready`. Without a provider (unit tests) /ready is always ready."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, readiness: ReadinessCheck | None = None
+        self, app: ASGIApp, *, max_body_bytes: int, runtime: RuntimeProvider | None = None
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.readiness = readiness
+        self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.runtime is not None:
+            scope_state(scope)[RUNTIME_KEY] = self.runtime()
         context = RequestContext(request_id=_request_id(scope))
         token = current_request.set(context)
         started = time.perf_counter()
@@ -71,10 +82,10 @@ class GatewayMiddleware:
     ) -> None:
         path = scope["path"]
         if path == "/health":
-            await _json(send, 200, success({"status": "alive"}))
+            await send_document(send, 200, success({"status": "alive"}))
             return
         if path == "/ready":
-            await self._ready(send)
+            await self._ready(scope, send)
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
@@ -117,13 +128,17 @@ class GatewayMiddleware:
 
         return limited
 
-    async def _ready(self, send: Send) -> None:
-        if self.readiness is None:
-            await _json(send, 200, success({"ready": True, "checks": {}}))
+    async def _ready(self, scope: Scope, send: Send) -> None:
+        if self.runtime is None:
+            await send_document(send, 200, success({"ready": True, "checks": {}}))
             return
-        ready, checks = await self.readiness()
+        runtime: ReadyRuntime | None = scope_state(scope)[RUNTIME_KEY]
+        if runtime is None:
+            ready, checks = False, {"gateway": "starting"}
+        else:
+            ready, checks = await runtime.readiness()
         if ready:
-            await _json(send, 200, success({"ready": True, "checks": checks}))
+            await send_document(send, 200, success({"ready": True, "checks": checks}))
         else:
             await send_error(
                 send, 503, "not_ready", "The service is not ready.", {"checks": checks}
@@ -181,7 +196,7 @@ async def _send_error_body(
                 "replaced a non-envelope %d body: %r",
                 status,
                 body[:500],
-                extra={"fields": {"request_id": context.request_id}},
+                extra={"request_id": context.request_id},
             )
         context.error_code, body = generic_error(status)
     keep = [
@@ -193,64 +208,25 @@ async def _send_error_body(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_json(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    """A complete JSON response straight onto an ASGI `send`."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def send_error(
-    send: Send,
-    status: int,
-    code: str,
-    message: str,
-    details: dict[str, Any] | None = None,
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    """The error envelope as a complete response, for middleware that answers by itself."""
-    await send_json(send, status, error_document(code, message, details), headers)
-
-
-async def _json(send: Send, status: int, document: dict[str, Any]) -> None:
-    await send_json(send, status, json.dumps(document).encode("utf-8"))
-
-
 def _request_id(scope: Scope) -> str:
-    for key, value in scope.get("headers", []):
-        if key.lower() == b"x-request-id":
-            candidate: str = value.decode("latin-1")
-            if REQUEST_ID.fullmatch(candidate):
-                return candidate
+    candidate = Headers(scope=scope).get("x-request-id")
+    if candidate is not None and REQUEST_ID.fullmatch(candidate):
+        return candidate
     return new_request_id()
 
 
 def _content_length(scope: Scope) -> int | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    declared = Headers(scope=scope).get("content-length")
+    if declared is None or not declared.isascii() or not declared.isdigit():
+        return None
+    return int(declared)
 
 
 def _log(scope: Scope, context: RequestContext, status: int, seconds: float) -> None:
     path = scope.get("path", "")
     fields = {
         "request_id": context.request_id,
-        "user_id": context.user_id,
+        "user_id": caller.subject if (caller := principal_of(scope)) else None,
         "method": scope.get("method"),
         "endpoint": path,
         "model_version": context.model_version,
@@ -260,4 +236,4 @@ def _log(scope: Scope, context: RequestContext, status: int, seconds: float) -> 
         "pid": os.getpid(),
     }
     level = logging.DEBUG if path in QUIET_PATHS and status < 400 else logging.INFO
-    access_log.log(level, "request", extra={"fields": fields})
+    access_log.log(level, "request", extra=fields)

@@ -1,74 +1,95 @@
-"""Parse `?page&limit&sort&filter[...]` for the prediction log against allow-lists."""
+"""Typed query parameters: paging for every list, and the prediction log's sort and filters.
 
-from collections.abc import Mapping
+FastAPI reads them as query-parameter models (`Annotated[Model, Query()]`), so the OpenAPI
+document describes every parameter with its type and limits; unknown parameters are refused.
+A bad query parameter is a 400 naming it (`services.gateway.app`).
+"""
+
+import math
 from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from db.repositories.predictions import SORT_COLUMNS, PredictionQuery
-from services.errors import BadRequest
-from services.gateway.pagination import MAX_LIMIT, Page
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-FILTERS = ("model", "model_version", "labelled", "created_after", "created_before", "principal")
-PAGING = ("page", "limit", "sort")
+from db.repositories.predictions import PredictionQuery
 
-
-def parse_list_query(
-    params: Mapping[str, str], *, paged: bool = True
-) -> tuple[Page, PredictionQuery]:
-    """Page and query from raw query parameters; BadRequest names the first bad parameter."""
-    values: dict[str, object] = {}
-    for key, value in params.items():
-        if key in PAGING and (paged or key == "sort"):
-            continue
-        name = key[len("filter[") : -1] if key.startswith("filter[") and key.endswith("]") else None
-        if name not in FILTERS:
-            raise BadRequest(
-                f"unknown query parameter {key!r}",
-                details={
-                    "parameter": key,
-                    "allowed": [*PAGING, *(f"filter[{f}]" for f in FILTERS)],
-                },
-            )
-        values[name] = _filter_value(key, name, value)
-    sort = params.get("sort", "-created_at")
-    field = sort.removeprefix("-")
-    if field not in SORT_COLUMNS:
-        raise BadRequest(
-            f"cannot sort by {sort!r}",
-            details={"parameter": "sort", "allowed": sorted(SORT_COLUMNS)},
-        )
-    query = PredictionQuery(sort=field, descending=sort.startswith("-"), **values)  # type: ignore[arg-type]
-    return _page(params), query
+MAX_LIMIT = 200
+MAX_PAGE = 1_000_000
 
 
-def _filter_value(key: str, name: str, value: str) -> object:
-    if name == "labelled":
-        if value not in ("true", "false"):
-            raise BadRequest(f"{key} must be true or false", details={"parameter": key})
-        return value == "true"
-    if name in ("created_after", "created_before"):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise BadRequest(
-                f"{key} must be an ISO 8601 timestamp", details={"parameter": key}
-            ) from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if not value or len(value) > 200:
-        raise BadRequest(f"{key} must be 1 to 200 characters", details={"parameter": key})
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the driver.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
     return value
 
 
-def _page(params: Mapping[str, str]) -> Page:
-    page, limit = _integer(params, "page", 1, 1_000_000), _integer(params, "limit", 50, MAX_LIMIT)
-    return Page(page=page, limit=limit)
+def _utc(value: datetime) -> datetime:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return aware.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the supported range of dates") from None
 
 
-def _integer(params: Mapping[str, str], key: str, default: int, maximum: int) -> int:
-    raw = params.get(key)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise BadRequest(
-            f"{key} must be an integer from 1 to {maximum}", details={"parameter": key}
-        )
-    return int(raw)
+FilterText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+FilterTime = Annotated[datetime, AfterValidator(_utc)]
+Sort = Literal[
+    "created_at",
+    "-created_at",
+    "latency_ms",
+    "-latency_ms",
+    "model_name",
+    "-model_name",
+    "model_version",
+    "-model_version",
+]
+
+
+class PageQuery(BaseModel):
+    """`?page=1&limit=50`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page: int = Field(default=1, ge=1, le=MAX_PAGE, description="1-based page number")
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT, description="items per page")
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+    def meta(self, total: int) -> dict[str, int]:
+        """The pagination fields of the response meta."""
+        return {
+            "total": total,
+            "pages": math.ceil(total / self.limit) if total else 0,
+            "page": self.page,
+            "limit": self.limit,
+        }
+
+
+class PredictionFilters(BaseModel):
+    """`?sort=-created_at&filter[...]` for the prediction log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sort: Sort = Field(default="-created_at", description="a field; `-` for descending")
+    model: FilterText | None = Field(default=None, alias="filter[model]")
+    model_version: FilterText | None = Field(default=None, alias="filter[model_version]")
+    labelled: Literal["true", "false"] | None = Field(default=None, alias="filter[labelled]")
+    created_after: FilterTime | None = Field(default=None, alias="filter[created_after]")
+    created_before: FilterTime | None = Field(default=None, alias="filter[created_before]")
+    principal: FilterText | None = Field(default=None, alias="filter[principal]")
+
+    def query(self) -> PredictionQuery:
+        """The repository's query for these filters and sort order."""
+        filters: dict[str, Any] = self.model_dump(include=set(PredictionFilters.model_fields))
+        del filters["sort"]
+        if self.labelled is not None:
+            filters["labelled"] = self.labelled == "true"
+        field = self.sort.removeprefix("-")
+        return PredictionQuery(sort=field, descending=self.sort.startswith("-"), **filters)  # type: ignore[arg-type]
+
+
+class PredictionListQuery(PageQuery, PredictionFilters):
+    """Paging, sort and filters of GET /predictions."""

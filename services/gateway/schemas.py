@@ -1,33 +1,22 @@
-"""Request and response schemas of /api/v1 (the committed OpenAPI document is built from them)."""
+"""Request and response schemas of /api/v1 (the committed OpenAPI document is built from them).
 
-from typing import Annotated, Any
+Responses are `Envelope[T]` / `PageEnvelope[T]` of the resource models below; routes return
+them, so `response_model` validates what is sent, not only what the docs say.
+"""
 
-from pydantic import BaseModel, ConfigDict, Field
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from services.http.envelope import ErrorEnvelope, as_utc
 
 MODEL_REF = r"^[A-Za-z0-9][A-Za-z0-9._-]*(:[A-Za-z0-9._-]+)?$"
-
-
-class Meta(BaseModel):
-    timestamp: str
-    request_id: str
-    model_version: str | None = None
-
-
-class PageMeta(Meta):
-    total: int
-    pages: int
-    page: int
-    limit: int
-
-
-class ErrorBody(BaseModel):
-    code: str = Field(examples=["validation_error"])
-    message: str
-    details: dict[str, Any] = Field(default_factory=dict)
-
-
-class ErrorEnvelope(BaseModel):
-    error: ErrorBody
+SCOPE_PATTERN = r"^(predictions:write|predictions:read|models:read|admin)$"
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+Scope = Annotated[str, Field(pattern=SCOPE_PATTERN)]
 
 
 class PredictionCreate(BaseModel):
@@ -61,20 +50,15 @@ class PredictionOutputs(BaseModel):
 
 
 class PredictionPublic(BaseModel):
-    id: str
+    id: uuid.UUID
     outputs: PredictionOutputs
 
 
 class PredictionsCreated(BaseModel):
-    predictions: list[PredictionPublic]
-    model: ModelIdentity
-
-
-class PredictionsCreatedEnvelope(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
-    data: PredictionsCreated
-    meta: Meta
+    predictions: list[PredictionPublic]
+    model: ModelIdentity
 
 
 class LabelUpdate(BaseModel):
@@ -86,9 +70,11 @@ class LabelUpdate(BaseModel):
 
 
 class PredictionRecord(BaseModel):
+    """One logged prediction."""
+
     model_config = ConfigDict(protected_namespaces=())
 
-    id: str
+    id: uuid.UUID
     request_id: str
     model: ModelIdentity
     inputs: dict[str, Any]
@@ -96,18 +82,18 @@ class PredictionRecord(BaseModel):
     latency_ms: float
     principal: str | None
     label: int | str | None
-    labelled_at: str | None
-    created_at: str
+    labelled_at: UtcDatetime | None
+    created_at: UtcDatetime
 
-
-class PredictionRecordEnvelope(BaseModel):
-    data: PredictionRecord
-    meta: Meta
-
-
-class PredictionRecordsEnvelope(BaseModel):
-    data: list[PredictionRecord]
-    meta: PageMeta
+    @classmethod
+    def of(cls, row: Any) -> Self:
+        """From a `db.models.Prediction` row."""
+        return cls.model_validate(
+            {
+                **{name: getattr(row, name) for name in cls.model_fields if name != "model"},
+                "model": {"name": row.model_name, "version": row.model_version},
+            }
+        )
 
 
 class ModelPublic(BaseModel):
@@ -122,16 +108,6 @@ class ModelPublic(BaseModel):
     feature_schema: dict[str, Any]
     output_schema: dict[str, Any]
     metrics: dict[str, float]
-
-
-class ModelEnvelope(BaseModel):
-    data: ModelPublic
-    meta: Meta
-
-
-class ModelsEnvelope(BaseModel):
-    data: list[ModelPublic]
-    meta: PageMeta
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -151,10 +127,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-SCOPE_PATTERN = r"^(predictions:write|predictions:read|models:read|admin)$"
-USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
-
-
 class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
@@ -166,67 +138,49 @@ class UserCreate(BaseModel):
 
     username: str = Field(pattern=USERNAME_PATTERN)
     password: str = Field(min_length=12, max_length=256)
-    scopes: list[Annotated[str, Field(pattern=SCOPE_PATTERN)]] = Field(min_length=1)
+    scopes: list[Scope] = Field(min_length=1)
 
 
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     password: str | None = Field(default=None, min_length=12, max_length=256)
-    scopes: list[Annotated[str, Field(pattern=SCOPE_PATTERN)]] | None = Field(
-        default=None, min_length=1
-    )
+    scopes: list[Scope] | None = Field(default=None, min_length=1)
     is_active: bool | None = None
 
 
 class UserPublic(BaseModel):
-    id: str
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
     username: str
     scopes: list[str]
     is_active: bool
-    created_at: str
-    updated_at: str
-
-
-class UserEnvelope(BaseModel):
-    data: UserPublic
-    meta: Meta
-
-
-class UsersEnvelope(BaseModel):
-    data: list[UserPublic]
-    meta: PageMeta
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    user_id: str | None = Field(default=None, description="Owner; default: the caller.")
-    scopes: list[Annotated[str, Field(pattern=SCOPE_PATTERN)]] | None = Field(
+    user_id: uuid.UUID | None = Field(default=None, description="Owner; default: the caller.")
+    scopes: list[Scope] | None = Field(
         default=None, min_length=1, description="Default: the owner's scopes."
     )
 
 
 class ApiKeyPublic(BaseModel):
-    id: str
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
     name: str
-    user_id: str
+    user_id: uuid.UUID
     prefix: str
     scopes: list[str]
-    created_at: str
-    revoked_at: str | None
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None
 
 
 class ApiKeyCreated(ApiKeyPublic):
     key: str = Field(description="The key itself: shown this once, never stored.")
-
-
-class ApiKeyCreatedEnvelope(BaseModel):
-    data: ApiKeyCreated
-    meta: Meta
-
-
-class ApiKeysEnvelope(BaseModel):
-    data: list[ApiKeyPublic]
-    meta: PageMeta

@@ -1,4 +1,5 @@
-"""Assemble the gateway runtime from settings: registry, runner clients, prediction log."""
+"""Assemble the gateway runtime from settings, once: catalog, runners, prediction log, auth,
+limits and cache."""
 
 import logging
 from collections.abc import Mapping
@@ -8,11 +9,17 @@ from db.settings import DatabaseSettings
 from services.auth.authenticator import Authenticator
 from services.auth.credentials import TokenSigner
 from services.auth.settings import AuthSettings
+from services.cache import ResultCache
+from services.catalog import ModelCatalog
 from services.errors import ServiceUnavailable
-from services.gateway.registry import ModelRegistry
-from services.gateway.runtime import GatewayRuntime, RunnerClient
-from services.limits import RateLimiter, RateLimitSettings, RedisGuard, RedisSettings, ResultCache
+from services.gateway.runtime import GatewayRuntime, ReadinessProbe
 from services.persistence import PredictionStore
+from services.pipeline.inference import Inference
+from services.pipeline.prediction_service import PredictionService
+from services.ratelimit.limiter import RateLimiter
+from services.ratelimit.settings import RateLimitSettings
+from services.redis_client import RedisGuard, RedisSettings
+from services.runners.clients import RunnerClient
 from services.settings import ServingSettings
 
 logger = logging.getLogger("services.gateway")
@@ -23,7 +30,7 @@ async def build_runtime(
     runners: Mapping[str, RunnerClient],
     serving: ServingSettings,
     database: DatabaseSettings,
-    registry: ModelRegistry | None = None,
+    catalog: ModelCatalog | None = None,
     auth: AuthSettings | None = None,
     redis: RedisSettings | None = None,
     limits: RateLimitSettings | None = None,
@@ -33,84 +40,97 @@ async def build_runtime(
     redis = redis or RedisSettings()
     limits = limits or RateLimitSettings()
     production = serving.environment == "production"
-    store = None
-    if database.persist_predictions:
-        store = PredictionStore.connect(database)
-        try:
-            await store.check_schema()
-        except Exception:
+    store = await _prediction_log(database, production=production)
+    try:
+        signer = _signer(auth, production=production)
+        guard = RedisGuard(redis)
+        if guard.client is None:
+            logger.warning("REDIS_URL is not set: rate limits and the result cache are per process")
+        limiter = _limiter(guard, limits, production=production)
+    except Exception:
+        if store is not None:
             await store.close()
-            raise
-    elif serving.environment == "production":
-        raise ServiceUnavailable("DB_PERSIST_PREDICTIONS=false is not allowed in production")
-    else:
-        logger.warning("the prediction log is OFF (DB_PERSIST_PREDICTIONS=false): benchmarks only")
-    runtime = GatewayRuntime(
-        registry=registry or ModelRegistry.from_store(),
-        runners=runners,
-        settings=serving,
-        store=store,
-        auth_enabled=auth.enabled,
-    )
+        raise
+    catalog = catalog or ModelCatalog.from_store()
+    inference = Inference(runners, serving)
+    cache = ResultCache(guard, redis) if redis.cache_enabled else None
+    probes: dict[str, ReadinessProbe] = {"redis": guard.ping}
     if store is not None:
-        runtime.probes["database"] = store.ping
-    _install_auth(runtime, auth, production=production)
-    _install_limits(runtime, redis, limits, production=production)
-    return runtime
+        probes["database"] = store.ping
+    return GatewayRuntime(
+        settings=serving,
+        catalog=catalog,
+        inference=inference,
+        predictions=PredictionService(
+            catalog=catalog,
+            inference=inference,
+            settings=serving,
+            store=store,
+            cache=cache,
+            auth_enabled=signer is not None,
+        ),
+        redis=guard,
+        store=store,
+        authenticator=(
+            Authenticator(signer, store.sessions if store is not None else None)
+            if signer is not None
+            else None
+        ),
+        signer=signer,
+        limiter=limiter,
+        cache=cache,
+        probes=probes,
+    )
 
 
-def _install_auth(runtime: GatewayRuntime, auth: AuthSettings, *, production: bool) -> None:
+async def _prediction_log(
+    database: DatabaseSettings, *, production: bool
+) -> PredictionStore | None:
+    if not database.persist_predictions:
+        if production:
+            raise ServiceUnavailable("DB_PERSIST_PREDICTIONS=false is not allowed in production")
+        logger.warning("the prediction log is OFF (DB_PERSIST_PREDICTIONS=false): benchmarks only")
+        return None
+    store = PredictionStore.connect(database)
+    try:
+        await store.check_schema()
+    except Exception:
+        await store.close()
+        raise
+    return store
+
+
+def _signer(auth: AuthSettings, *, production: bool) -> TokenSigner | None:
     if not auth.enabled:
         if production:
             raise ServiceUnavailable("AUTH_ENABLED=false is not allowed in production")
         logger.warning("authentication is OFF (AUTH_ENABLED=false): benchmarks only")
-        return
+        return None
     try:
-        runtime.signer = signer_from(auth, production=production)
+        return signer_from(auth, production=production)
     except ValueError as exc:
         raise ServiceUnavailable(f"refusing to start: {exc}") from None
-    runtime.authenticator = Authenticator(
-        runtime.signer, runtime.store.sessions if runtime.store is not None else None
-    )
 
 
 def signer_from(auth: AuthSettings, *, production: bool) -> TokenSigner:
     """HS256 with our secret (we issue tokens), or RS256 with a provider's public key."""
+    ttl = timedelta(seconds=auth.token_ttl_s)
     if auth.jwt_algorithm == "RS256":
         if not auth.jwt_public_key:
             raise ValueError("AUTH_JWT_ALGORITHM=RS256 needs AUTH_JWT_PUBLIC_KEY")
         return TokenSigner(
-            "RS256",
-            None,
-            auth.jwt_public_key,
-            auth.jwt_issuer,
-            auth.jwt_audience,
-            timedelta(seconds=auth.token_ttl_s),
+            "RS256", None, auth.jwt_public_key, auth.jwt_issuer, auth.jwt_audience, ttl
         )
     secret = auth.signing_secret(production=production)
-    return TokenSigner(
-        "HS256",
-        secret,
-        secret,
-        auth.jwt_issuer,
-        auth.jwt_audience,
-        timedelta(seconds=auth.token_ttl_s),
-    )
+    return TokenSigner("HS256", secret, secret, auth.jwt_issuer, auth.jwt_audience, ttl)
 
 
-def _install_limits(
-    runtime: GatewayRuntime, redis: RedisSettings, limits: RateLimitSettings, *, production: bool
-) -> None:
-    guard = RedisGuard(redis)
-    if guard.client is None:
-        logger.warning("REDIS_URL is not set: rate limits and the result cache are per process")
-    runtime.probes["redis"] = guard.ping
-    runtime.redis = guard
+def _limiter(
+    guard: RedisGuard, limits: RateLimitSettings, *, production: bool
+) -> RateLimiter | None:
     if limits.enabled:
-        runtime.limiter = RateLimiter(guard, limits)
-    elif production:
+        return RateLimiter(guard, limits)
+    if production:
         raise ServiceUnavailable("RATE_LIMIT_ENABLED=false is not allowed in production")
-    else:
-        logger.warning("rate limiting is OFF (RATE_LIMIT_ENABLED=false): benchmarks only")
-    if redis.cache_enabled:
-        runtime.cache = ResultCache(guard, redis)
+    logger.warning("rate limiting is OFF (RATE_LIMIT_ENABLED=false): benchmarks only")
+    return None

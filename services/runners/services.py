@@ -6,7 +6,7 @@ from typing import Any
 import bentoml
 from bentoml.models import BentoModel
 
-from services.catalog import models_for
+from services.catalog import refs_for
 from services.runners.core import RunnerCore
 from services.runners.protocol import PredictItem, PredictOutput, RunnerStatus
 from services.settings import serving_settings
@@ -20,7 +20,7 @@ SETTINGS = serving_settings()
 def _batching(framework: str) -> dict[str, Any]:
     """Batching comes from the models' stored `predict` signatures plus the settings."""
     signatures = [
-        bentoml.models.get(ref.tag).info.signatures.get("predict") for ref in models_for(framework)
+        bentoml.models.get(ref.tag).info.signatures.get("predict") for ref in refs_for(framework)
     ]
     batchable = SETTINGS.batching and all(s is not None and s.batchable for s in signatures)
     if not batchable:
@@ -43,7 +43,7 @@ def _resources(framework: str) -> dict[str, Any]:
 
 def _declare_models(framework: str) -> Any:
     def declare(cls: type) -> type:
-        for index, ref in enumerate(models_for(framework)):
+        for index, ref in enumerate(refs_for(framework)):
             setattr(cls, f"model_{index}", BentoModel(ref.tag))
         return cls
 
@@ -96,5 +96,3 @@ def _runner(framework: str, doc: str) -> Any:
 SklearnRunner = _runner("sklearn", "scikit-learn models.")
 XGBoostRunner = _runner("xgboost", "XGBoost models.")
 TorchRunner = _runner("torch", "PyTorch models: eval mode, deterministic kernels, fixed threads.")
-
-RUNNERS = {"sklearn": SklearnRunner, "xgboost": XGBoostRunner, "torch": TorchRunner}

@@ -5,7 +5,6 @@ everything else (middleware chain, routes, validation, coalescing, group commit,
 is production code.
 """
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,31 +16,16 @@ from starlette.routing import Mount
 
 from db.settings import DatabaseSettings
 from services.auth.settings import AuthSettings
-from services.catalog import ModelRef
+from services.catalog import ModelCatalog, ModelRef
 from services.gateway.app import create_app
-from services.gateway.registry import ModelRegistry
 from services.gateway.runtime import GatewayRuntime
-from services.gateway.stack import middleware_chain, wrap
+from services.gateway.stack import middleware_chain
 from services.gateway.wiring import build_runtime
-from services.limits import RateLimitSettings, RedisSettings
+from services.ratelimit.settings import RateLimitSettings
+from services.redis_client import RedisSettings
+from services.runners.clients import LocalRunner
 from services.runners.core import RunnerCore
-from services.runners.protocol import PredictItem, PredictOutput, RunnerStatus
 from services.settings import ServingSettings
-
-
-class LocalRunner:
-    """A RunnerClient over an in-process RunnerCore (run in a thread, as BentoML would)."""
-
-    def __init__(self, core: RunnerCore) -> None:
-        self.core = core
-        self.calls = 0
-
-    async def predict(self, items: list[PredictItem]) -> list[PredictOutput]:
-        self.calls += 1
-        return await asyncio.to_thread(self.core.predict, items)
-
-    async def status(self) -> RunnerStatus:
-        return RunnerStatus(framework=self.core.framework, models=sorted(self.core.models))
 
 
 def model_refs(tags: Sequence[str]) -> tuple[ModelRef, ...]:
@@ -86,18 +70,20 @@ async def gateway_client(
         runners=runners,
         serving=ServingSettings(**serving),
         database=database,
-        registry=ModelRegistry.from_store(refs),
+        catalog=ModelCatalog.from_store(refs),
         auth=auth or AuthSettings(enabled=False),
         redis=redis or RedisSettings(cache_enabled=False),
         limits=limits or RateLimitSettings(enabled=False),
     )
     app = create_app()
-    app.state.runtime = runtime
     mounted = Starlette(routes=[Mount("/api/v1", app=app)])
     chain = middleware_chain(
         lambda: runtime, max_body_bytes=runtime.settings.max_body_bytes, protect_metrics=False
     )
-    transport = httpx.ASGITransport(app=wrap(mounted, chain))
+    app_with_chain: Any = mounted
+    for middleware, options in reversed(chain):  # the first entry ends up outermost, as BentoML
+        app_with_chain = middleware(app_with_chain, **options)
+    transport = httpx.ASGITransport(app=app_with_chain)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client, runtime

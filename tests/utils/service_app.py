@@ -34,10 +34,10 @@ def gateway_test_client(tags: Sequence[str]) -> Iterator[Any]:
     with ExitStack() as stack:
         # The settings are read at import and at startup; the env applies to those only.
         with settings_env(serving_env(tags)):
-            from services.catalog import served_models
+            from services.catalog import served_refs
             from services.service import Gateway
 
-            served = {ref.tag for ref in served_models()}
+            served = {ref.tag for ref in served_refs()}
             if served != set(tags):
                 raise RuntimeError(f"services.service was imported serving {sorted(served)}")
             client = TestClient(Gateway.to_asgi(), raise_server_exceptions=False)
@@ -65,13 +65,14 @@ def settings_env(env: Mapping[str, str]) -> Iterator[None]:
 def _clear_settings_caches() -> None:
     from db.settings import database_settings
     from services.auth.settings import auth_settings
-    from services.catalog import served_models
-    from services.limits import rate_limit_settings, redis_settings
+    from services.catalog import served_refs
+    from services.ratelimit.settings import rate_limit_settings
+    from services.redis_client import redis_settings
     from services.settings import serving_settings
 
     for cached in (
         serving_settings,
-        served_models,
+        served_refs,
         auth_settings,
         rate_limit_settings,
         redis_settings,

@@ -2,27 +2,21 @@
 
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import User
 from db.repositories import users as repository
-from services.auth.accounts import public_key
 from services.auth.credentials import new_api_key
-from services.auth.middleware import principal
+from services.auth.principal import Principal
 from services.auth.scopes import ADMIN
 from services.errors import NotFound, ValidationFailed
-from services.gateway.dependencies import StoreDep, require
-from services.gateway.envelope import success
-from services.gateway.pagination import PageDep
-from services.gateway.schemas import (
-    ERROR_RESPONSES,
-    ApiKeyCreate,
-    ApiKeyCreatedEnvelope,
-    ApiKeysEnvelope,
-)
+from services.gateway.dependencies import CallerDep, StoreDep, require
+from services.gateway.query import PageQuery
+from services.gateway.schemas import ERROR_RESPONSES, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from services.http.envelope import Envelope, PageEnvelope, success
 
 router = APIRouter(
     prefix="/api-keys", tags=["api-keys"], responses=ERROR_RESPONSES, dependencies=[require(ADMIN)]
@@ -32,13 +26,15 @@ router = APIRouter(
 @router.post(
     "",
     status_code=201,
-    response_model=ApiKeyCreatedEnvelope,
+    response_model=Envelope[ApiKeyCreated],
     summary="Create an API key (shown once)",
 )
-async def create(body: ApiKeyCreate, store: StoreDep) -> JSONResponse:
+async def create(
+    body: ApiKeyCreate, store: StoreDep, caller: CallerDep, response: Response
+) -> dict[str, Any]:
     generated = new_api_key()
     async with store.sessions() as session, session.begin():
-        owner = await _owner(session, body.user_id)
+        owner = await _owner(session, body.user_id, caller)
         scopes = sorted(set(body.scopes or owner.scopes))
         if not set(scopes) <= set(owner.scopes) and ADMIN not in owner.scopes:
             raise ValidationFailed(
@@ -54,17 +50,18 @@ async def create(body: ApiKeyCreate, store: StoreDep) -> JSONResponse:
             scopes=scopes,
             now=datetime.now(UTC),
         )
-        document = {**public_key(key), "key": generated.secret}
-    return JSONResponse(success(document), status_code=201, headers={"Cache-Control": "no-store"})
+        public = ApiKeyPublic.model_validate(key)
+    response.headers["Cache-Control"] = "no-store"
+    return success(ApiKeyCreated(**public.model_dump(), key=generated.secret))
 
 
-@router.get("", response_model=ApiKeysEnvelope, summary="List API keys (never the keys)")
-async def list_all(store: StoreDep, page: PageDep) -> JSONResponse:
+@router.get("", response_model=PageEnvelope[ApiKeyPublic], summary="List API keys (never the keys)")
+async def list_all(store: StoreDep, page: Annotated[PageQuery, Query()]) -> dict[str, Any]:
     async with store.sessions() as session:
         total, keys = await repository.list_api_keys(
             session=session, user_id=None, offset=page.offset, limit=page.limit
         )
-    return JSONResponse(success([public_key(k) for k in keys], **page.meta(total)))
+    return success([ApiKeyPublic.model_validate(key) for key in keys], **page.meta(total))
 
 
 @router.delete(
@@ -81,17 +78,15 @@ async def revoke(key_id: uuid.UUID, store: StoreDep) -> Response:
     return Response(status_code=204)
 
 
-async def _owner(session: AsyncSession, user_id: str | None) -> User:
+async def _owner(
+    session: AsyncSession, user_id: uuid.UUID | None, caller: Principal | None
+) -> User:
     if user_id is None:
-        caller = principal()
         if caller is None:
             raise ValidationFailed("user_id is required when auth is off")
         user = await repository.get_user_by_username(session=session, username=caller.subject)
     else:
-        try:
-            user = await repository.get_user(session=session, user_id=uuid.UUID(user_id))
-        except ValueError:
-            user = None
+        user = await repository.get_user(session=session, user_id=user_id)
     if user is None:
         raise NotFound("no such user to own the key")
     return user

@@ -1,13 +1,14 @@
 """GET /models and /models/{name}: what is served, with schemas and metrics, never internals."""
 
-from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
 
 from services.auth.scopes import MODELS_READ
 from services.gateway.dependencies import RuntimeDep, require
-from services.gateway.envelope import success
-from services.gateway.pagination import PageDep
-from services.gateway.schemas import ERROR_RESPONSES, MODEL_REF, ModelEnvelope, ModelsEnvelope
+from services.gateway.query import PageQuery
+from services.gateway.schemas import ERROR_RESPONSES, MODEL_REF, ModelPublic
+from services.http.envelope import Envelope, PageEnvelope, success
 
 router = APIRouter(
     prefix="/models",
@@ -17,15 +18,15 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=ModelsEnvelope, summary="List served models")
-async def list_models(runtime: RuntimeDep, page: PageDep) -> JSONResponse:
-    models = runtime.registry.all()
+@router.get("", response_model=PageEnvelope[ModelPublic], summary="List served models")
+async def list_models(runtime: RuntimeDep, page: Annotated[PageQuery, Query()]) -> dict[str, Any]:
+    models = runtime.catalog.all()
     chosen = models[page.offset : page.offset + page.limit]
-    return JSONResponse(success([m.public() for m in chosen], **page.meta(len(models))))
+    return success([m.public() for m in chosen], **page.meta(len(models)))
 
 
-@router.get("/{name}", response_model=ModelEnvelope, summary="One served model")
+@router.get("/{name}", response_model=Envelope[ModelPublic], summary="One served model")
 async def get_model(
-    runtime: RuntimeDep, name: str = Path(pattern=MODEL_REF, max_length=200)
-) -> JSONResponse:
-    return JSONResponse(success(runtime.registry.resolve(name).public()))
+    runtime: RuntimeDep, name: Annotated[str, Path(pattern=MODEL_REF, max_length=200)]
+) -> dict[str, Any]:
+    return success(runtime.catalog.resolve(name).public())

@@ -9,7 +9,8 @@ import jwt
 import pytest
 
 from services.auth.settings import AuthSettings
-from services.limits import RateLimitSettings, RedisSettings
+from services.ratelimit.settings import RateLimitSettings
+from services.redis_client import RedisSettings
 from tests.integration.auth.conftest import REDIS_URL, SECRET
 from tests.integration.auth.test_authentication import _claims
 from tests.utils.gateway import gateway_client
@@ -131,7 +132,7 @@ async def test_result_cache_hits_are_still_persisted_for_their_caller(
     async with gateway_client(
         [tag], db_url=auth_db, auth=auth, redis=RedisSettings(url=REDIS_URL)
     ) as (client, runtime):
-        runner = runtime.runners["xgboost"]
+        runner = runtime.inference.runners["xgboost"]
         await client.post(
             "/api/v1/predictions", json=_body(tag), headers={**headers, "Cache-Control": "no-cache"}
         )

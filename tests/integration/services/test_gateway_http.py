@@ -293,8 +293,8 @@ def test_a_page_past_the_end_is_empty(gateway_http: TestClient) -> None:
 @pytest.mark.parametrize(
     "params", [{"limit": 0}, {"limit": 201}, {"page": 0}, {"page": "one"}], ids=str
 )
-def test_bad_paging_parameters_are_422(params: dict[str, Any], gateway_http: TestClient) -> None:
-    _error(gateway_http.get("/api/v1/models", params=params), 422, "validation_error")
+def test_bad_paging_parameters_are_400(params: dict[str, Any], gateway_http: TestClient) -> None:
+    _error(gateway_http.get("/api/v1/models", params=params), 400, "bad_request")
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

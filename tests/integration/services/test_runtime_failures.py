@@ -9,9 +9,9 @@ import bentoml
 import pytest
 
 from db.settings import DatabaseSettings
-from services.gateway.registry import ModelRegistry
+from services.catalog import ModelCatalog
+from services.errors import SchemaBehind
 from services.gateway.wiring import build_runtime
-from services.persistence import SchemaBehind
 from services.runners.core import RunnerCore
 from services.runners.protocol import PredictItem, PredictOutput
 from services.settings import ServingSettings
@@ -30,7 +30,7 @@ def _body(tag: str) -> dict[str, Any]:
 async def test_inference_past_its_timeout_is_504(reference_models: dict[str, str]) -> None:
     tag = reference_models["cancer-rf"]
     async with gateway_client([tag], db_url=None, inference_timeout_s=0.2) as (client, runtime):
-        runner = runtime.runners["sklearn"]
+        runner = runtime.inference.runners["sklearn"]
         original = runner.predict
 
         async def slow(items: list[PredictItem]) -> list[PredictOutput]:
@@ -38,7 +38,7 @@ async def test_inference_past_its_timeout_is_504(reference_models: dict[str, str
             return await original(items)
 
         runner.predict = slow
-        runtime.coalescers["sklearn"]._call = slow
+        runtime.inference.coalescers["sklearn"]._call = slow
         response = await client.post("/api/v1/predictions", json=_body(tag))
 
     assert response.status_code == 504
@@ -53,8 +53,8 @@ async def test_unreachable_runner_is_503_and_not_ready(reference_models: dict[st
         async def refused(*_: object) -> Any:
             raise ConnectionRefusedError("runner process is gone")
 
-        runtime.runners["sklearn"].status = refused
-        runtime.coalescers["sklearn"]._call = refused
+        runtime.inference.runners["sklearn"].status = refused
+        runtime.inference.coalescers["sklearn"]._call = refused
         response = await client.post("/api/v1/predictions", json=_body(tag))
         ready = await client.get("/ready")
 
@@ -94,5 +94,5 @@ async def test_gateway_refuses_a_database_behind_the_code(
             runners={},
             serving=ServingSettings(),
             database=DatabaseSettings(url=empty),
-            registry=ModelRegistry.from_store(refs),
+            catalog=ModelCatalog.from_store(refs),
         )

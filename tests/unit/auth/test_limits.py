@@ -1,7 +1,7 @@
 import pytest
 
-from services.gateway.ratelimit import route_class
-from services.limits import LocalBuckets
+from services.ratelimit.gcra import LocalBuckets
+from services.ratelimit.middleware import route_class
 
 
 @pytest.mark.parametrize(

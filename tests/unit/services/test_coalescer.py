@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.gateway.coalescer import Coalescer
+from services.pipeline.inference import Coalescer
 from services.runners.protocol import PredictItem, PredictOutput
 
 

@@ -9,15 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.gateway.envelope import (
+from services.http.context import RequestContext, current_request, new_request_id
+from services.http.envelope import (
     STATUS_CODES,
-    RequestContext,
-    current_request,
     error_document,
     generic_error,
     is_envelope,
     meta,
-    new_request_id,
     success,
     timestamp,
 )

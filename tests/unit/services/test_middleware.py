@@ -6,13 +6,15 @@ The inner apps here are tiny fakes standing in for FastAPI and BentoML's own rou
 import asyncio
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from services.errors import ModelNotFound
-from services.gateway.envelope import current_request, error_document, success
-from services.gateway.middleware import GatewayMiddleware, ReadinessCheck
+from services.gateway.middleware import GatewayMiddleware
+from services.http.context import current_request
+from services.http.envelope import error_document, success
 from tests.utils.asgi import (
     ASGIApp,
     Receive,
@@ -27,8 +29,20 @@ from tests.utils.asgi import (
 LIMIT = 1024
 
 
+ReadinessCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+
+
+class _Runtime:
+    """Stands in for the service runtime: only its readiness matters here."""
+
+    def __init__(self, readiness: ReadinessCheck) -> None:
+        self.readiness = readiness
+
+
 def _wrap(inner: ASGIApp, readiness: ReadinessCheck | None = None) -> GatewayMiddleware:
-    return GatewayMiddleware(inner, max_body_bytes=LIMIT, readiness=readiness)
+    runtime = _Runtime(readiness) if readiness is not None else None
+    provider = (lambda: runtime) if runtime is not None else None
+    return GatewayMiddleware(inner, max_body_bytes=LIMIT, runtime=provider)
 
 
 def _answering(status: int, body: bytes, **options: Any) -> ASGIApp:

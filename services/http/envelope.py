@@ -1,11 +1,18 @@
-"""The one response envelope: `{data, meta}` for success, `{error: {code, message, details}}`."""
+"""The one response envelope: `{data, meta}` for success, `{error: {code, message, details}}`.
+
+The error document is built here and only here; the typed `Envelope[T]` / `PageEnvelope[T]`
+models describe the same shapes to FastAPI and the OpenAPI document.
+"""
 
 import json
-import uuid
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.http.context import current_request
+
+T = TypeVar("T")
 
 STATUS_CODES = {
     400: ("bad_request", "The request is malformed."),
@@ -13,6 +20,7 @@ STATUS_CODES = {
     403: ("forbidden", "This credential may not do that."),
     404: ("not_found", "No such resource."),
     405: ("method_not_allowed", "Method not allowed."),
+    408: ("request_timeout", "The request was not received in time."),
     409: ("conflict", "The request conflicts with the current state."),
     413: ("payload_too_large", "The request body is too large."),
     415: ("unsupported_media_type", "Unsupported content type."),
@@ -25,31 +33,14 @@ STATUS_CODES = {
 }
 
 
-@dataclass
-class RequestContext:
-    """What one request's handlers learn, for the response meta and the access log."""
-
-    request_id: str
-    user_id: str | None = None
-    model_version: str | None = None
-    error_code: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
 def timestamp() -> str:
+    """Now, in UTC ISO 8601 with a Z."""
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def iso_utc(moment: datetime) -> str:
-    """UTC ISO 8601; SQLite hands back naive datetimes, which were stored as UTC."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+def as_utc(moment: datetime) -> datetime:
+    """`moment` with its timezone; a naive one (SQLite) was stored as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def meta(**extra: Any) -> dict[str, Any]:
@@ -65,10 +56,12 @@ def meta(**extra: Any) -> dict[str, Any]:
 
 
 def success(data: Any, **meta_extra: Any) -> dict[str, Any]:
+    """The success envelope around `data`."""
     return {"data": data, "meta": meta(**meta_extra)}
 
 
 def error_document(code: str, message: str, details: dict[str, Any] | None = None) -> bytes:
+    """The error envelope, encoded."""
     return json.dumps(
         {"error": {"code": code, "message": message, "details": details or {}}}, default=str
     ).encode("utf-8")
@@ -90,3 +83,50 @@ def is_envelope(body: bytes) -> bool:
         return False
     error = document.get("error") if isinstance(document, dict) else None
     return isinstance(error, dict) and {"code", "message", "details"} <= set(error)
+
+
+class Meta(BaseModel):
+    """What every response's meta carries."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    timestamp: str
+    request_id: str
+    model_version: str | None = None
+
+
+class PageMeta(Meta):
+    """Meta of a paged list: `?page&limit` -> total items and pages."""
+
+    total: int
+    pages: int
+    page: int
+    limit: int
+
+
+class Envelope(BaseModel, Generic[T]):
+    """A success response: one resource."""
+
+    data: T
+    meta: Meta
+
+
+class PageEnvelope(BaseModel, Generic[T]):
+    """A success response: one page of a list."""
+
+    data: list[T]
+    meta: PageMeta
+
+
+class ErrorBody(BaseModel):
+    """What went wrong: a stable code, a message for people, details for programs."""
+
+    code: str = Field(examples=["validation_error"])
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorEnvelope(BaseModel):
+    """An error response."""
+
+    error: ErrorBody

@@ -1,15 +1,29 @@
 """Rate limiting as ASGI middleware, after authentication: per principal and route class."""
 
 import math
-from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
-from services.auth.middleware import API_PREFIX, principal
-from services.gateway.middleware import ASGIApp, Message, Receive, Scope, Send, send_error
-from services.limits import RATE_LIMITED, Decision, RateLimiter, RedisUnavailable
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.auth.middleware import API_PREFIX
+from services.auth.principal import principal_of
+from services.http.asgi import send_error
+from services.http.context import runtime_in
+from services.observability.metrics import RATE_LIMITED
+from services.ratelimit.gcra import Decision
+from services.ratelimit.limiter import RateLimiter
+from services.redis_client import RedisUnavailable
 
 TOKEN_PATH = f"{API_PREFIX}/auth/token"
 ADMIN_PREFIXES = (f"{API_PREFIX}/users", f"{API_PREFIX}/api-keys")
+
+
+class LimitRuntime(Protocol):
+    """What this middleware needs from the service runtime."""
+
+    @property
+    def limiter(self) -> RateLimiter | None: ...
 
 
 def route_class(method: str, path: str) -> str:
@@ -24,25 +38,24 @@ def route_class(method: str, path: str) -> str:
 
 
 class RateLimitMiddleware:
-    """`runtime` returns the gateway runtime (None while starting); no limiter, no limits."""
+    """Limits /api/v1 (not the docs); a runtime without a limiter means limits are off."""
 
-    def __init__(self, app: ASGIApp, *, runtime: Callable[[], Any]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        runtime = self.runtime() if scope["type"] == "http" else None
-        limiter: RateLimiter | None = runtime.limiter if runtime is not None else None
+        runtime: LimitRuntime | None = runtime_in(scope) if scope["type"] == "http" else None
+        limiter = runtime.limiter if runtime is not None else None
         if (
             limiter is None
             or not path.startswith(API_PREFIX)
-            or path.endswith(("/docs", "/openapi.json"))
+            or path.endswith(("/docs", "/openapi.json", "/oauth2-redirect"))
         ):
             await self.app(scope, receive, send)
             return
         kind = route_class(scope.get("method", "GET"), path)
-        caller = principal()
+        caller = principal_of(scope)
         identity = caller.subject if caller and kind != "token" else _client(scope)
         try:
             decision = await limiter.hit(kind, identity)
@@ -66,7 +79,9 @@ class RateLimitMiddleware:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
+                response_headers = MutableHeaders(scope=message)
+                for name, value in headers:
+                    response_headers.append(name.decode(), value.decode())
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -1,19 +1,14 @@
-"""Coalesce concurrent work into fewer, larger calls: runner calls here, commits in persistence.
+"""Coalesce concurrent work into fewer, larger calls: runner calls and prediction-log commits.
 
-Every hop into a BentoML service costs about 1.5 ms of CPU per call here, more than a small
-model's forward pass, so batching only inside the runner (after each request paid its hop)
-buys little. The gateway therefore batches first: while `max_in_flight` calls are outstanding,
-new requests wait and leave together in the next call. At low load a request goes straight out
-(no timer, no added latency); under load, batches grow with the load. The same mechanism is the
-prediction log's group commit.
+While `max_in_flight` calls are outstanding, new submissions wait and leave together in the
+next call. At low load a submission goes straight out (no timer, no added latency); under load,
+batches grow with the load.
 """
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
-
-from services.observability import COALESCED_ROWS
-from services.runners.protocol import PredictItem, PredictOutput
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
@@ -36,7 +31,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         self._max_weight = max_weight
         self._weight = weight
         self._observe = observe
-        self._waiting: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
+        self._waiting: deque[tuple[ItemT, asyncio.Future[ResultT]]] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()  # strong references until each finishes
 
@@ -65,7 +60,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             item, future = self._waiting[0]
             if batch and total + self._weight(item) > self._max_weight:
                 break
-            self._waiting.pop(0)
+            self._waiting.popleft()
             if future.done():  # its caller gave up (timeout, disconnect) before dispatch
                 continue
             batch.append((item, future))
@@ -86,24 +81,3 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         finally:
             self._in_flight -= 1
             self._dispatch()
-
-
-class Coalescer(MicroBatcher[PredictItem, PredictOutput]):
-    """Per-runner coalescing of prediction requests, weighted by rows."""
-
-    def __init__(
-        self,
-        call: Callable[[list[PredictItem]], Awaitable[list[PredictOutput]]],
-        *,
-        framework: str,
-        max_in_flight: int,
-        max_rows: int,
-    ) -> None:
-        observer = COALESCED_ROWS.labels(framework=framework)
-        super().__init__(
-            call,
-            max_in_flight=max_in_flight,
-            max_weight=max_rows,
-            weight=lambda item: len(item.rows),
-            observe=observer.observe,
-        )

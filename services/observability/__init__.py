@@ -1,0 +1,1 @@
+"""Structured JSON logs (`logs`) and the Prometheus metrics this service adds (`metrics`)."""

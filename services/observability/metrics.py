@@ -1,0 +1,41 @@
+"""The Prometheus metrics this service adds to BentoML's own, all declared here.
+
+Metrics use prometheus_client directly (bentoml.metrics is deprecated); under `bentoml serve`
+every worker writes to BentoML's PROMETHEUS_MULTIPROC_DIR, so /metrics shows them with BentoML's.
+bentos/observability holds the dashboard and alert rules built on these names.
+"""
+
+from prometheus_client import Counter, Histogram
+
+INFERENCE_LATENCY = Histogram(
+    name="model_inference_latency_seconds",
+    documentation="Runner call latency seen by the gateway, per model and version.",
+    labelnames=["model", "version"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+PREDICTIONS = Counter(
+    name="predictions_served_total",
+    documentation="Rows predicted, per model and version.",
+    labelnames=["model", "version"],
+)
+ERRORS = Counter(
+    name="api_errors_total",
+    documentation="Error responses, per error code and status.",
+    labelnames=["code", "status"],
+)
+COALESCED_ROWS = Histogram(
+    name="gateway_coalesced_batch_rows",
+    documentation="Rows per runner call after the gateway coalesced concurrent requests.",
+    labelnames=["framework"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+OUT_OF_RANGE = Counter(
+    name="feature_out_of_range_total",
+    documentation="Feature values outside the training range (a drift indicator), per model.",
+    labelnames=["model", "feature"],
+)
+REDIS_FAILURES = Counter("redis_failures_total", "Redis calls that failed, by use.", ["use"])
+RATE_LIMITED = Counter(
+    "rate_limited_total", "Requests refused with 429, by route class.", ["route_class"]
+)
+CACHE = Counter("inference_cache_total", "Result cache lookups, by outcome.", ["outcome"])

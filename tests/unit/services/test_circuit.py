@@ -1,0 +1,34 @@
+"""The circuit breaker: open for a pause after a failure, degraded until a success."""
+
+from services.circuit import CircuitBreaker
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_failure_opens_the_breaker_for_the_pause_only() -> None:
+    clock = _Clock()
+    breaker = CircuitBreaker(pause_s=2.0, clock=clock)
+
+    assert breaker.failed() is True
+    assert breaker.open
+    assert breaker.degraded
+    clock.now += 1.9
+    assert breaker.open
+    clock.now += 0.2
+    assert not breaker.open
+    assert breaker.degraded
+
+
+def test_only_the_first_failure_and_the_first_success_report_a_change() -> None:
+    breaker = CircuitBreaker(pause_s=1.0, clock=_Clock())
+
+    assert [breaker.failed(), breaker.failed()] == [True, False]
+    assert [breaker.succeeded(), breaker.succeeded()] == [True, False]
+    assert not breaker.open
+    assert not breaker.degraded
