@@ -17,7 +17,7 @@ from training_export.errors import ExportError
 from training_export.export import ExportRequest, ensure_new_tag, export_model
 from training_export.schema_inference import RangeObserver, SchemaFile, read_schema_file
 from training_export.settings import ExportSettings
-from training_export.tables import open_table
+from training_export.tables import FrameSource, open_table
 from training_export.validation import FrameChecker, check_columns
 
 
@@ -78,6 +78,7 @@ def export_own_model(own: OwnModel, settings: ExportSettings) -> str:
                 ranges_from_eval=own.train_data is None,
                 seed=own.seed,
                 golden_count=settings.golden_count,
+                train_source=_batches(own.train_data, settings),
             )
         )
 
@@ -113,6 +114,11 @@ def _scan_training(
         source=path.name,
     )
     return list(completed.features), provenance
+
+
+def _batches(path: Path | None, settings: ExportSettings) -> FrameSource | None:
+    """The (already validated) training data's batches, for its reference distribution."""
+    return None if path is None else open_table(path, batch_rows=settings.batch_rows).batches
 
 
 def _schema(features: list[FeatureSpec]) -> FeatureSchema:

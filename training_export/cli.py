@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-data",
         type=Path,
         metavar="FILE",
-        help="training data: digested and used for the allowed ranges (optional)",
+        help="training data: digested and used for the allowed ranges and the reference "
+        "distribution for drift (optional; without it both come from --eval-data)",
     )
     export.add_argument("--name", required=True, help="model name in the store")
     export.add_argument("--version", help="model version (default: derived from the content)")
@@ -206,6 +207,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from training_export.reference import reference_lines
     from training_export.store import get_model
 
     model = get_model(args.tag)
@@ -228,6 +230,8 @@ def _show(args: argparse.Namespace) -> int:
     for feature in meta.get("feature_schema", {}).get("features", []):
         print(f"  {_feature_line(feature)}")
     print(f"classes: {meta.get('output_schema', {}).get('classes')}")
+    for line in reference_lines(meta.get("reference_distribution")):
+        print(line)
     print("holdout metrics:")
     for name, value in model.metrics.items():
         print(f"  {name:18} {value:.6f}")

@@ -39,6 +39,7 @@ from training_export import progress
 from training_export.errors import ExportError
 from training_export.evaluate import classification_metrics
 from training_export.provenance import git_commit, library_versions
+from training_export.reference import export_reference
 from training_export.schema_inference import RangeObserver
 from training_export.tables import FrameSource
 from training_export.validation import FrameChecker, _label_key, label_index
@@ -64,6 +65,7 @@ class ExportRequest:
     recipe: str | None = None
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     golden_count: int = 16
+    train_source: FrameSource | None = None  # else the reference distribution is the eval data's
 
 
 @dataclass
@@ -131,6 +133,10 @@ def _export(request: ExportRequest) -> str:
     golden_outputs = predictor.predict_proba(x_golden)
     with progress.step(f"evaluating on {scan.rows} holdout rows"):
         metrics = _evaluate(request, schema, classes, predictor)
+    with progress.step("recording the reference distribution"):
+        reference = export_reference(
+            schema=schema, train_source=request.train_source, eval_source=request.eval_source
+        )
     metadata = ArtifactMetadata(
         framework=request.framework,
         artifact_files=directory_digests(request.staging_dir, [request.model_file]),
@@ -150,6 +156,7 @@ def _export(request: ExportRequest) -> str:
         hyperparameters=request.hyperparameters,
         golden_examples=GoldenExamples(inputs=golden_inputs, outputs=golden_outputs.tolist()),
         kernels=adapter.kernels(),
+        reference_distribution=reference,
     )
     version = request.version or content_version(metadata)
     ensure_new_tag(request.name, version)

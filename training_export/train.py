@@ -83,6 +83,7 @@ def train_recipe(
                 recipe=recipe.name,
                 hyperparameters=recipe.hyperparameters(seed=seed, settings=settings),
                 golden_count=settings.golden_count,
+                train_source=frame_source(train, batch_rows=settings.batch_rows),
             )
         )
 

@@ -4,6 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.artifact.reference import ReferenceDistribution
 from services.artifact.schema import FeatureSchema, JsonScalar, OutputSchema
 
 
@@ -54,6 +55,11 @@ class ArtifactMetadata(BaseModel):
         default=None,
         description="The numeric kernels the golden outputs were computed with (framework build, "
         "device, CPU instruction set); absent for formats whose outputs do not depend on them.",
+    )
+    reference_distribution: ReferenceDistribution | None = Field(
+        default=None,
+        description="Per-feature distribution of the training data, the baseline for drift; "
+        "absent in models exported before drift support.",
     )
 
     def to_store(self) -> dict[str, Any]:
