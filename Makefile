@@ -50,7 +50,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy training_export services db
-	$(VENV)/bin/mypy bentos/build.py bentos/gen_requirements.py bentos/smoke_predict.py bentos/gpu_check.py bentos/k8s/render.py
+	$(VENV)/bin/mypy bentos/build.py bentos/gen_requirements.py bentos/smoke_predict.py bentos/gpu_check.py
 
 pytest: $(STAMP)
 	$(PY) -m pytest
