@@ -4,16 +4,21 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PROMTOOL := $(VENV)/bin/promtool
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 
-.PHONY: run test models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-overhead lint typecheck pytest golden-fixtures constraints clean
+.PHONY: run test models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-overhead lint typecheck pytest golden-fixtures constraints dashboard clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+# promtool (Debian's prometheus package, only the binary, into .venv/bin) for the alert tests.
+$(PROMTOOL): | $(STAMP)
+	bash bentos/observability/install_promtool.sh $(VENV)
 
 HOST ?= 127.0.0.1
 PORT ?= 3000
@@ -50,9 +55,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy training_export services db
-	$(VENV)/bin/mypy bentos/build.py bentos/gen_requirements.py bentos/smoke_predict.py bentos/gpu_check.py bentos/k8s/render.py
+	$(VENV)/bin/mypy bentos/build.py bentos/gen_requirements.py bentos/smoke_predict.py bentos/gpu_check.py \
+		bentos/observability/grafana/dashboard.py
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(PROMTOOL)
 	$(PY) -m pytest
 
 ## bento: build the CPU bento (bentofile.yaml) from the store's models; prints its tag
@@ -86,6 +92,10 @@ openapi: $(STAMP)
 ## golden-fixtures: rewrite tests/fixtures/golden after a deliberate change of recipe or library
 golden-fixtures: $(STAMP)
 	$(PY) -m tests.utils.golden_fixtures
+
+## dashboard: rewrite the Grafana dashboard JSON from bentos/observability/grafana/dashboard.py
+dashboard: $(STAMP)
+	$(PY) bentos/observability/grafana/dashboard.py
 
 ## constraints: re-pin the tested dependency set after changing pyproject.toml
 constraints: $(STAMP)

