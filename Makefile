@@ -8,7 +8,7 @@ PROMTOOL := $(VENV)/bin/promtool
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 
-.PHONY: run test models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-overhead lint typecheck pytest golden-fixtures constraints dashboard clean
+.PHONY: promtool run test models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-overhead lint typecheck pytest golden-fixtures constraints dashboard clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 # promtool (Debian's prometheus package, only the binary, into .venv/bin) for the alert tests.
 $(PROMTOOL): | $(STAMP)
 	bash bentos/observability/install_promtool.sh $(VENV)
+
+promtool: $(PROMTOOL)
 
 HOST ?= 127.0.0.1
 PORT ?= 3000
