@@ -430,8 +430,8 @@ def test_promtool_unit_tests_pass() -> None:
 
 def test_the_unit_tests_fail_when_a_threshold_moves(tmp_path: Path) -> None:
     text = ALERTS.read_text()
-    assert text.count("(model_feature_psi) > 0.25") == 1
-    moved = text.replace("(model_feature_psi) > 0.25", "(model_feature_psi) > 0.5")
+    assert text.count("(model_feature_psi) >= 0.25") == 1
+    moved = text.replace("(model_feature_psi) >= 0.25", "(model_feature_psi) >= 0.5")
     (tmp_path / ALERTS.name).write_text(moved)
     (tmp_path / ALERT_TESTS.name).write_text(ALERT_TESTS.read_text())
 
