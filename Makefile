@@ -91,19 +91,19 @@ bench-env: $(BENCH_STAMP)
 
 ## bench: this service (full stack and its parts) vs the plain BentoML pattern, LitServe and MLServer, one interleaved run (~12 min)
 bench: models bench-env
-	$(PY) -m bench.load --suite compare
+	$(PY) -m bench.load --suite compare $(BENCH_ARGS)
 
 ## bench-batching: where batching pays, per reference model (~10 min)
 bench-batching: models
-	$(PY) -m bench.load --suite batching
+	$(PY) -m bench.load --suite batching $(BENCH_ARGS)
 
 ## bench-overhead: what the prediction log (PostgreSQL) and auth + rate limits cost (~4 min)
 bench-overhead: models
-	$(PY) -m bench.load --suite overhead
+	$(PY) -m bench.load --suite overhead $(BENCH_ARGS)
 
 ## bench-coldstart: seconds from launching the server (as `make run` does) to /ready 200, and where they go (~3 min)
 bench-coldstart: models migrate
-	$(PY) -m bench.coldstart
+	$(PY) -m bench.coldstart $(BENCH_ARGS)
 
 ## openapi: rewrite services/gateway/openapi.json from the app (review the diff, then commit)
 openapi: $(STAMP)

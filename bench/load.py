@@ -45,6 +45,7 @@ from bench.clients import CellResult, LoadClient, pick_client
 from bench.configs import (
     BASE_ENV,
     CONFIGURATIONS,
+    GATEWAY,
     PEER_MODEL,
     REFERENCE_MODELS,
     SUITES,
@@ -142,7 +143,7 @@ def make_server(
     values = stack.placeholders() if stack is not None else {}
     env = {**base_env, **BASE_ENV}
     if stack is not None:
-        env["DB_URL"] = stack.database_url  # every project server of the run uses this database
+        env.update(stack.project_env())  # one database and JWT secret for the run's servers
     env.update({key: fill(value, values) for key, value in config.env.items()})
     unresolved = [key for key in config.env if any(f"{{{k}}}" in env[key] for k in PLACEHOLDERS)]
     if unresolved:
@@ -153,14 +154,18 @@ def make_server(
 
 
 def bring_up(
-    target: Target, workloads: Sequence[Workload], stack: Stack | None, timeout: float
+    target: Target,
+    workloads: Sequence[Workload],
+    stack: Stack | None,
+    timeout: float,
+    issuers: Sequence[Target] = (),
 ) -> None:
     """Start, wait for readiness, get a token if the configuration sends one, check outputs."""
     started = time.monotonic()
     target.server.start()
     target.server.wait_ready(target.config.ready_path, timeout)
     if stack is not None and any("{token}" in value for value in target.config.headers.values()):
-        token = stack.token or stack.fetch_token(target.server.base_url)
+        token = stack.token or _token(stack, [target, *issuers])
         target.headers = {k: fill(v, {"token": token}) for k, v in target.config.headers.items()}
     for work in workloads:
         probe(target, work, deadline=started + timeout)
@@ -170,6 +175,24 @@ def bring_up(
         f" {', '.join(f'{w.model} x{w.rows}' for w in workloads)} equal the recorded ones",
         flush=True,
     )
+
+
+def _token(stack: Stack, candidates: Sequence[Target]) -> str:
+    """From the first project server that issues one (public path), else signed directly."""
+    for candidate in candidates:
+        env = candidate.server.env
+        # The token route needs the database (log on) and the signer (auth on).
+        issues = env.get("DB_PERSIST_PREDICTIONS") == "true" and env.get("AUTH_ENABLED") == "true"
+        if candidate.config.peer is None and candidate.config.service == GATEWAY and issues:
+            token = stack.fetch_token(candidate.server.base_url)
+            if token is not None:
+                print(f"token: POST /api/v1/auth/token on {candidate.name}", flush=True)
+                return token
+    print(
+        "token: no server of this run has both the log and auth on, so none issues tokens;"
+        " signed with the run's secret (HS256, the claims the service issues)"
+    )
+    return stack.sign_token()
 
 
 def probe(target: Target, work: Workload, deadline: float) -> None:
@@ -407,9 +430,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells: dict[tuple[str, str, int, int], list[CellResult]] = {}
         loads: list[float] = []
         with running([t.server for t in targets]):
-            for target in targets:
+            for i, target in enumerate(targets):
                 served = [w for w in workloads.values() if target.config.serves(w.model)]
-                bring_up(target, served, stack, args.startup_timeout)
+                bring_up(target, served, stack, args.startup_timeout, issuers=targets[:i])
             for round_ in range(args.rounds):
                 print(f"round {round_ + 1} of {args.rounds}", flush=True)
                 order = targets[round_ % len(targets) :] + targets[: round_ % len(targets)]

@@ -75,6 +75,10 @@ def _ratio(target: Ratio, num: CellResult, den: CellResult) -> float:
     return a / b
 
 
+def _times(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+
+
 def _verdict(target: Ratio, value: float) -> str:
     if math.isnan(value):
         return "n/a"
@@ -108,7 +112,7 @@ def goal_lines(results: Sequence[CellResult], targets: Sequence[Ratio]) -> list[
                 if num.rows > 1:
                     numbers += f" ({num.rows_per_s:.0f} / {den.rows_per_s:.0f} rows/s)"
             lines.append(
-                f"- {target.label}, {num.model}, {_shape(num)}: {numbers} = {value:.2f}x"
+                f"- {target.label}, {num.model}, {_shape(num)}: {numbers} = {_times(value)}"
                 f" (goal {target.goal_text()}: {_verdict(target, value)})"
             )
     return lines
@@ -130,7 +134,7 @@ def goal_table(results: Sequence[CellResult], targets: Sequence[Ratio]) -> str:
                     cells.append("-")
                     continue
                 value = _ratio(target, num, den)
-                cells.append(f"{value:.2f}x {_verdict(target, value)}")
+                cells.append(f"{_times(value)} {_verdict(target, value)}".removeprefix("n/a "))
             if any(cell != "-" for cell in cells):
                 label = target.label if len(models) == 1 else f"{target.label} ({model})"
                 rows.append((label, target.goal_text(), *cells))
