@@ -132,13 +132,14 @@ def make_server(
     """The server for `config`: `bentoml serve` with its env, or a peer from the bench env."""
     port = free_port()
     log = run_dir / f"server-{config.name}.log"
-    if config.peer == "litserve" and artifact is not None:
-        return Server(
-            config.name, launch.litserve_command(artifact, port), launch.peer_env(), log, port
-        )
-    if config.peer == "mlserver" and artifact is not None:
-        folder = run_dir / f"mlserver-{config.name}"
-        command = launch.mlserver_command(artifact, port, folder, (free_port(), free_port()))
+    if config.peer is not None:
+        if artifact is None:
+            raise RuntimeError(f"{config.name}: a peer needs the store's {PEER_MODEL} artifact")
+        if config.peer == "litserve":
+            command = launch.litserve_command(artifact, port)
+        else:
+            folder = run_dir / f"mlserver-{config.name}"
+            command = launch.mlserver_command(artifact, port, folder, (free_port(), free_port()))
         return Server(config.name, command, launch.peer_env(), log, port)
     values = stack.placeholders() if stack is not None else {}
     env = {**base_env, **BASE_ENV}

@@ -68,8 +68,14 @@ def format_table(results: Sequence[CellResult]) -> str:
 
 
 def _ratio(target: Ratio, num: CellResult, den: CellResult) -> float:
-    """NaN where a side has no number (no answer completed in any round of the cell)."""
-    a, b = (num.p99_ms, den.p99_ms) if target.measure == "p99" else (num.rps, den.rps)
+    """NaN where a side has no number: no answer in the cell, or (for p99) no 2xx answer,
+    since wrk's latencies then describe error responses only."""
+    if target.measure == "p99":
+        if num.rps == 0 or den.rps == 0:
+            return math.nan
+        a, b = num.p99_ms, den.p99_ms
+    else:
+        a, b = num.rps, den.rps
     if math.isnan(a) or math.isnan(b) or b == 0:
         return math.nan
     return a / b
