@@ -298,20 +298,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Serve each configuration, load it cell by cell in turn, print req/s, rows/s,"
         " p50, p99, errors and CPU per cell and the goals' ratios. Suites: "
         + "; ".join(f"{s.name} = {s.description}" for s in SUITES.values()),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--suite", choices=sorted(SUITES), default="compare")
+    parser.add_argument("--suite", choices=sorted(SUITES), default="compare", help="(compare)")
     parser.add_argument("--list", action="store_true", help="print suites and configurations")
     parser.add_argument("--configs", help=f"comma-separated, of {names} (default: the suite's)")
     parser.add_argument("--models", help="comma-separated (default: the suite's)")
     parser.add_argument("--rows", help="rows per request, comma-separated (default: the suite's)")
     parser.add_argument("--concurrency", help="comma-separated (default: the suite's)")
-    parser.add_argument("--duration", type=float, default=4.0, help="measured s per cell and round")
-    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured s before each cell")
+    parser.add_argument("--duration", type=float, default=4.0, help="measured s per cell (4)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured s per cell (1)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; cells report medians (3)")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="measure every cell this many times; report medians"
+        "--client", choices=("auto", "wrk", "python"), default="auto", help="(auto: wrk if found)"
     )
-    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument(
         "--env",
         action="append",
@@ -326,12 +325,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
         help="an extra gateway configuration (serving-only plus this env) for experiments",
     )
-    parser.add_argument("--startup-timeout", type=float, default=180.0, help="seconds per server")
+    parser.add_argument("--startup-timeout", type=float, default=180.0, help="s per server (180)")
     parser.add_argument(
         "--results-dir",
         type=Path,
         default=REPO / "bench" / "results",
-        help="where results.json and server logs go (a timestamped folder per run)",
+        help="where results.json and server logs go, a timestamped folder per run (bench/results)",
     )
     args = parser.parse_args(argv)
     suite = SUITES[args.suite]
