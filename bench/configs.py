@@ -167,7 +167,7 @@ TARGETS: tuple[Ratio, ...] = (
         "serving-only",
         0.90,
     ),
-    # The batching suite's targets (bench/README.md, "Batching").
+    # The batching suite's targets (bench/README.md, "Batching suite, 2026-11-26").
     Ratio(
         "batching pays", "batching", "no-batching", 3.0, models=("cancer-rf",), concurrencies=(32,)
     ),
