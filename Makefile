@@ -5,10 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROMTOOL := $(VENV)/bin/promtool
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 
-.PHONY: promtool run test models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-overhead lint typecheck pytest golden-fixtures constraints dashboard clean
+.PHONY: promtool run test models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-env bench-batching bench-overhead bench-coldstart lint typecheck pytest golden-fixtures constraints dashboard clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,6 +61,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy training_export services db
 	$(VENV)/bin/mypy bentos/build.py bentos/gen_requirements.py bentos/smoke_predict.py bentos/gpu_check.py \
 		bentos/observability/grafana/dashboard.py
+	$(VENV)/bin/mypy bench
 
 pytest: $(STAMP) $(PROMTOOL)
 	$(PY) -m pytest
@@ -79,13 +82,36 @@ container-smoke: $(STAMP)
 gpu-check: $(STAMP)
 	bash bentos/gpu_check.sh
 
-## bench: load benchmark (~10 min; starts and stops its own servers on free ports)
-bench: models
-	$(PY) -m bench.load
+$(BENCH_STAMP): bench/requirements-peers.txt
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
+	@touch $(BENCH_STAMP)
+
+## bench-env: the benchmark environment .venv-bench (pinned LitServe, MLServer; never in .venv) and wrk
+bench-env: $(BENCH_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  else \
+	    echo "bench-env: wrk is missing; install it (Debian: apt-get install -y wrk) or bench.load uses a slower Python client" >&2; \
+	  fi; }
+
+## bench: this service (full stack and its parts) vs the plain BentoML pattern, LitServe and MLServer, one interleaved run (~12 min)
+bench: models bench-env
+	$(PY) -m bench.load --suite compare $(BENCH_ARGS)
+
+## bench-batching: where batching pays, per reference model (~10 min)
+bench-batching: models
+	$(PY) -m bench.load --suite batching $(BENCH_ARGS)
 
 ## bench-overhead: what the prediction log (PostgreSQL) and auth + rate limits cost (~4 min)
 bench-overhead: models
-	$(PY) -m bench.overhead
+	$(PY) -m bench.load --suite overhead $(BENCH_ARGS)
+
+## bench-coldstart: seconds from launching the server (as `make run` does) to /ready 200, and where they go (~3 min)
+bench-coldstart: models migrate
+	$(PY) -m bench.coldstart $(BENCH_ARGS)
 
 ## openapi: rewrite services/gateway/openapi.json from the app (review the diff, then commit)
 openapi: $(STAMP)
@@ -105,4 +131,4 @@ constraints: $(STAMP)
 	$(PY) bentos/gen_requirements.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache

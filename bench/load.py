@@ -1,497 +1,97 @@
-"""Load benchmark: single-row predictions against real `bentoml serve` processes.
+"""Load benchmark: this service, its parts, the plain BentoML pattern and peers, in one run.
 
-    .venv/bin/python -m bench.load            # the default run: about 10 minutes on 2 cores
-    .venv/bin/python -m bench.load --models cancer-rf --concurrency 32 --rounds 1
+    .venv/bin/python -m bench.load                    # `make bench`: the compare suite
+    .venv/bin/python -m bench.load --suite batching   # `make bench-batching`
+    .venv/bin/python -m bench.load --suite overhead   # `make bench-overhead`
+    .venv/bin/python -m bench.load --list             # suites and configurations
 
-For every configuration the script starts its own server (`bentoml serve ... --port <free>`,
-with the configuration's env over BASE_ENV), waits for its readiness probe and one successful
-prediction per model, then measures each (model, concurrency) cell: a warm-up, then a fixed
-duration of closed-loop load on N keep-alive connections, each sending
-`POST /api/v1/predictions {"model": NAME, "inputs": [one golden row]}` back to back. All the
-servers run side by side and take turns cell by cell, and the whole sequence is repeated
-`--rounds` times; a cell reports the medians over its rounds. A ratio therefore compares numbers
-measured seconds apart, which matters on a machine shared with other work. Next to req/s and
-latency each cell reports the server's CPU time per request (all its processes, from psutil),
-which contention disturbs far less than throughput.
+Every configuration of the run gets its own server on a free port (`bentoml serve ...` with the
+configuration's env, or a peer from the benchmark env `.venv-bench`), started before the first
+measurement and stopped after the last. Each server must answer its readiness probe and then
+one request per workload with exactly the outputs the export recorded (so every server provably
+serves the same model). Then the cells, (model, rows per request, concurrency) x configuration,
+are measured in turn: a warm-up, then a fixed time of closed-loop load on N keep-alive
+connections. The whole sequence runs `--rounds` times (the server order rotating each round)
+and a cell reports the medians over its rounds; a ratio therefore compares numbers measured
+seconds apart on the same machine. Next to req/s and latency each cell reports the server's CPU
+time per request and how many cores other work used meanwhile.
 
-Every server it started is stopped, workers included, on exit, error, Ctrl+C or SIGTERM.
-The client is `wrk` (C, one thread; durations in whole seconds) when it is installed, else an
-asyncio aiohttp client. A benchmark prints numbers and never fails on them: the exit code is 0
-unless something broke (a server did not start, a probe request was refused).
-
-Adding a configuration is one line in CONFIGURATIONS: a name, the env it serves with, and
-optionally the headers every request carries (an API key, say) and the service to serve.
-`--variant NAME:KEY=VALUE,...` adds a gateway configuration for one run, for experiments.
+A benchmark prints numbers and never fails on them: the exit code is 0 unless something broke
+(a server did not start, a probe was refused or answered other numbers). Every server, the
+throwaway database and the scratch files are removed on exit, error, Ctrl+C or SIGTERM.
 """
 
 import argparse
-import asyncio
 import contextlib
 import itertools
 import json
+import math
 import os
-import platform
-import shlex
-import shutil
-import signal
-import socket
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+
+from bench.clients import CellResult, LoadClient, pick_client
+from bench.configs import (
+    BASE_ENV,
+    CONFIGURATIONS,
+    GATEWAY,
+    PEER_MODEL,
+    REFERENCE_MODELS,
+    SUITES,
+    TARGETS,
+    Configuration,
+)
+from bench.peers import launch
+from bench.protocols import FORMATS, RequestFormat, Workload, build_workload, largest_difference
+from bench.report import (
+    code_version,
+    command_line,
+    error_line,
+    format_table,
+    goal_lines,
+    goal_table,
+    load_average,
+    machine,
+)
+from bench.servers import Server, free_port, http, running, sigterm_as_interrupt
+from bench.stack import Stack, throwaway_stack
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE_MODELS = ("fraud-xgb", "cancer-rf", "digits-mlp")
-GATEWAY = "services.service:Gateway"
-PLAIN = "bench.plain_service:PlainGateway"
-PREDICT_PATH = "/api/v1/predictions"
-if str(REPO) not in sys.path:  # `python bench/load.py` as well as `python -m bench.load`
-    sys.path.insert(0, str(REPO))
-
-
-@dataclass(frozen=True)
-class Configuration:
-    """One way of serving: a name, the env its server gets, the headers its requests carry."""
-
-    name: str
-    env: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    service: str = GATEWAY
-    ready_path: str = "/ready"
-    description: str = ""
-    default: bool = True  # part of a run without --configs
-
-
-# Every server gets BASE_ENV first and its configuration's env over it. The base switches off
-# what the batching comparisons must not measure: the prediction log (it would also write to the
-# development database), authentication, rate limits (they would answer 401 and 429) and the
-# result cache (one repeated golden row would be answered from it, never by a model). A
-# configuration that measures one of them switches it back on, with whatever it needs.
-BASE_ENV = {
-    "DB_PERSIST_PREDICTIONS": "false",
-    "AUTH_ENABLED": "false",
-    "RATE_LIMIT_ENABLED": "false",
-    "REDIS_CACHE_ENABLED": "false",
-}
-
-CONFIGURATIONS: tuple[Configuration, ...] = (
-    Configuration(
-        "batching",
-        {"SERVING_BATCHING": "true"},
-        description="this gateway, default settings (gateway coalescing + runner batching)",
-    ),
-    Configuration(
-        "no-batching",
-        {"SERVING_BATCHING": "false"},
-        description="this gateway, SERVING_BATCHING=false (one runner call per request)",
-    ),
-    Configuration(
-        "plain-bentoml",
-        {"SERVING_BATCHING": "true"},
-        service=PLAIN,
-        ready_path="/readyz",
-        description="docs pattern: plain @bentoml.api -> depends(runner), runner batching on",
-    ),
-    Configuration(
-        "coalesce-only",
-        {"SERVING_BATCHING": "true"},
-        service="bench.coalesce_only:Gateway",
-        description="this gateway, coalescing on, runner adaptive batching off (opt-in)",
-        default=False,
-    ),
-    # One more line each, e.g. (bench/overhead.py adds such configurations to this tuple):
-    # Configuration("persistence", {"DB_PERSIST_PREDICTIONS": "true", "DB_URL": "postgresql+..."}),
-    # Configuration("auth", {"AUTH_ENABLED": "true", "RATE_LIMIT_ENABLED": "true"},
-    #               headers={"Authorization": "Bearer ..."}),
-)
-
-
-@dataclass(frozen=True)
-class Ratio:
-    """A target: `numerator` config's throughput over `denominator`'s, per model and concurrency."""
-
-    label: str
-    numerator: str
-    denominator: str
-    models: tuple[str, ...]
-    concurrencies: tuple[int, ...]
-    minimum: float
-
-
-TARGETS: tuple[Ratio, ...] = (
-    Ratio("batching pays", "batching", "no-batching", ("cancer-rf",), (32,), 3.0),
-    Ratio(
-        "batching costs nothing", "batching", "no-batching", ("digits-mlp",), (1, 8, 32, 64), 0.95
-    ),
-    Ratio("gateway vs the docs pattern", "batching", "plain-bentoml", REFERENCE_MODELS, (32,), 2.0),
-    # Shown only when the opt-in coalesce-only configuration ran: the same targets for it.
-    Ratio("coalesce-only pays", "coalesce-only", "no-batching", ("cancer-rf",), (32,), 3.0),
-    Ratio(
-        "coalesce-only costs nothing",
-        "coalesce-only",
-        "no-batching",
-        ("digits-mlp",),
-        (1, 8, 32, 64),
-        0.95,
-    ),
-    Ratio(
-        "coalesce-only vs the docs pattern",
-        "coalesce-only",
-        "plain-bentoml",
-        REFERENCE_MODELS,
-        (32,),
-        2.0,
-    ),
-)
+# Outputs must equal the recorded ones; JSON carries float64 exactly, so no tolerance is needed.
+MAX_OUTPUT_DIFFERENCE = 0.0
+PLACEHOLDERS = ("database_url", "redis_url", "jwt_secret")
 
 
 @dataclass
-class CellResult:
-    """One measured cell. `rps` counts 2xx responses only; `errors` is non-2xx plus transport."""
+class Target:
+    """A configuration's running server and how to talk to it."""
 
-    config: str
-    model: str
-    concurrency: int
-    requests: int
-    errors: int
-    seconds: float
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    cpu_ms: float = float("nan")  # CPU time of all the server's processes per 2xx response
-    cpu_split: dict[str, float] = field(default_factory=dict)  # the same, per process role
-    rounds: int = 1
-
-
-# --------------------------------------------------------------------------- load clients
-
-
-class LoadClient(Protocol):
-    name: str
-
-    def run(
-        self, url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float
-    ) -> CellResult: ...
-
-
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.body = [==[{body}]==]
-wrk.headers["Content-Type"] = "application/json"
-{headers}
-non2xx = 0
-function response(status, headers, body)
-  if status < 200 or status > 299 then non2xx = non2xx + 1 end
-end
-local threads = {{}}
-function setup(thread) table.insert(threads, thread) end
-function done(summary, latency, requests)
-  local bad = 0
-  for _, thread in ipairs(threads) do bad = bad + thread:get("non2xx") end
-  local e = summary.errors
-  io.write(string.format("BENCH_RESULT %d %d %d %d %d %d\\n", summary.requests, summary.duration,
-    bad, e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))
-end
-"""
-
-
-class WrkClient:
-    """wrk with one thread and N connections; a Lua script counts non-2xx responses."""
-
-    name = "wrk"
-
-    def __init__(self, executable: str, scratch: Path) -> None:
-        self.executable = executable
-        self.scratch = scratch
-
-    def run(
-        self, url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float
-    ) -> CellResult:
-        header_lines = "\n".join(
-            f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()
-        )
-        script = self.scratch / "request.lua"
-        script.write_text(WRK_SCRIPT.format(body=body.decode(), headers=header_lines))
-        command = [
-            self.executable,
-            "-t1",
-            f"-c{concurrency}",
-            f"-d{max(1, round(seconds))}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(script),
-            url,
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        line = next(
-            (row for row in done.stdout.splitlines() if row.startswith("BENCH_RESULT ")), None
-        )
-        if done.returncode != 0 or line is None:
-            raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
-        requests, micros, non2xx, transport, p50, p99 = (int(x) for x in line.split()[1:])
-        elapsed = micros / 1e6
-        return CellResult(
-            config="",
-            model="",
-            concurrency=concurrency,
-            requests=requests + transport,
-            errors=non2xx + transport,
-            seconds=elapsed,
-            rps=(requests - non2xx) / elapsed if elapsed else 0.0,
-            p50_ms=p50 / 1000,
-            p99_ms=p99 / 1000,
-        )
-
-
-class PythonClient:
-    """asyncio + aiohttp: N workers, each on its own keep-alive connection, back to back."""
-
-    name = "python-aiohttp"
-
-    def run(
-        self, url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float
-    ) -> CellResult:
-        return asyncio.run(self._run(url, body, headers, concurrency, seconds))
-
-    async def _run(
-        self, url: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float
-    ) -> CellResult:
-        import aiohttp
-
-        latencies: list[float] = []
-        counts = {"ok": 0, "errors": 0}
-        all_headers = {"Content-Type": "application/json", **headers}
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            started = time.perf_counter()
-            deadline = started + seconds
-
-            async def worker() -> None:
-                while time.perf_counter() < deadline:
-                    sent = time.perf_counter()
-                    try:
-                        async with session.post(url, data=body, headers=all_headers) as response:
-                            await response.read()
-                            ok = 200 <= response.status < 300
-                    except (aiohttp.ClientError, TimeoutError):
-                        ok = False
-                    latencies.append(time.perf_counter() - sent)
-                    counts["ok" if ok else "errors"] += 1
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - started
-        latencies.sort()
-        return CellResult(
-            config="",
-            model="",
-            concurrency=concurrency,
-            requests=len(latencies),
-            errors=counts["errors"],
-            seconds=elapsed,
-            rps=counts["ok"] / elapsed,
-            p50_ms=_percentile(latencies, 50) * 1000,
-            p99_ms=_percentile(latencies, 99) * 1000,
-        )
-
-
-def _percentile(ordered: Sequence[float], pct: float) -> float:
-    if not ordered:
-        return float("nan")
-    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
-def pick_client(choice: str, scratch: Path) -> LoadClient:
-    wrk = shutil.which("wrk")
-    if choice == "python":
-        return PythonClient()
-    if wrk is None:
-        if choice == "wrk":
-            sys.exit("--client wrk: wrk is not installed (Debian: apt-get install -y wrk)")
-        print(
-            "note: wrk is not installed, using the Python aiohttp client instead; it shares the"
-            " CPUs with the server, so install wrk (apt-get install -y wrk) for lighter load"
-            " generation.",
-            file=sys.stderr,
-        )
-        return PythonClient()
-    return WrkClient(wrk, scratch)
-
-
-# --------------------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """`bentoml serve` in its own process group, stopped as a group."""
-
-    def __init__(self, config: Configuration, env: dict[str, str], log_path: Path) -> None:
-        self.config = config
-        self.env = env
-        self.log_path = log_path
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
+    config: Configuration
+    server: Server
+    request_format: RequestFormat
+    headers: dict[str, str]
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.port = free_port()
-        command = [sys.executable, "-m", "bentoml", "serve", self.config.service]
-        command += ["--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl+C reaches this script, which stops the server
-            )
-
-    def wait_ready(self, timeout: float, probes: dict[str, bytes]) -> None:
-        """Readiness probe 200, then one 2xx prediction per model (retried until `timeout`)."""
-        deadline = time.monotonic() + timeout
-        pending: list[tuple[str, str, bytes | None]] = [("GET", self.config.ready_path, None)]
-        pending += [("POST", PREDICT_PATH, body) for body in probes.values()]
-        last = ""
-        while pending:
-            self._check_alive()
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{self.config.name}: not ready after {timeout:.0f} s (last: {last});"
-                    f" log: {self.log_path}\n{self.log_tail()}"
-                )
-            method, path, body = pending[0]
-            status, text = _http(method, self.base_url + path, body, self.config.headers)
-            if 200 <= status < 300:
-                pending.pop(0)
-                continue
-            last = f"{method} {path} -> {status} {text[:300]}"
-            if 400 <= status < 500 and status != 404 and body is not None:
-                raise RuntimeError(f"{self.config.name}: probe request refused: {last}")
-            time.sleep(0.5)
-
-    def _check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(
-                f"{self.config.name}: server exited with {self.process.returncode};"
-                f" log: {self.log_path}\n{self.log_tail()}"
-            )
-
-    def cpu_seconds(self) -> dict[str, float]:
-        """User + system CPU seconds so far of the server's processes, by role (service name)."""
-        import psutil
-
-        seconds: dict[str, float] = {}
-        for process in _process_tree(self.process.pid if self.process else -1):
-            with contextlib.suppress(psutil.Error):
-                args = process.cmdline()
-                role = "arbiter"
-                if "--service-name" in args[:-1]:
-                    role = args[args.index("--service-name") + 1]
-                elif "--fd" in args:
-                    role = "entry"  # BentoML names the entry service's worker implicitly
-                times = process.cpu_times()
-                seconds[role] = seconds.get(role, 0.0) + times.user + times.system
-        return seconds
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """SIGTERM to the server, SIGKILL to whatever of it is left after a grace period.
-
-        BentoML's arbiter starts each worker in a session of its own, so signalling the
-        server's process group alone would orphan the workers: the whole process tree is
-        looked up first (and again, in case a worker was restarted meanwhile).
-        """
-        import psutil
-
-        process, self.process = self.process, None
-        if process is None:
-            return
-        tree = _process_tree(process.pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)  # the arbiter stops its workers itself
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-        _, alive = psutil.wait_procs(tree, timeout=10)
-        for straggler in alive:
-            with contextlib.suppress(psutil.Error):
-                straggler.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=5)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=5)
+    def name(self) -> str:
+        return self.config.name
 
 
-def _process_tree(pid: int) -> list[Any]:
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except (psutil.Error, ValueError):
-        return []
+# --------------------------------------------------------------------------- set-up
 
 
-def _http(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=body, method=method)
-    request.add_header("Content-Type", "application/json")
-    for name, value in headers.items():
-        request.add_header(name, value)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status), response.read().decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-    except (urllib.error.URLError, OSError) as exc:
-        return 0, repr(exc)
-
-
-@contextlib.contextmanager
-def running(servers: list[Server]) -> Iterator[list[Server]]:
-    """Stop every server on exit, however the block ends (SIGTERM included)."""
-
-    def on_term(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
-        signal.signal(signal.SIGTERM, previous)
-
-
-# --------------------------------------------------------------------------- models
-
-
-def request_bodies(models: Sequence[str], bentoml_home: Path) -> dict[str, bytes]:
-    """Per model: a prediction body with its first golden input that passes validation."""
-    os.environ["BENTOML_HOME"] = str(bentoml_home)
+def ensure_models(models: Sequence[str]) -> None:
+    """Train the missing reference models into the store; exit on an unknown missing model."""
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -501,63 +101,168 @@ def request_bodies(models: Sequence[str], bentoml_home: Path) -> dict[str, bytes
             bentoml.models.get(name)
         except NotFound:
             missing.append(name)
-    if missing:
-        unknown = sorted(set(missing) - set(REFERENCE_MODELS))
-        if unknown:
-            sys.exit(f"models not in the store {bentoml_home} and no recipe for them: {unknown}")
-        print(f"training the missing reference models {missing} ...", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "training_export", "train", "--all", "--skip-existing"],
-            cwd=REPO,
-            env=os.environ.copy(),
-            check=True,
+    if not missing:
+        return
+    unknown = sorted(set(missing) - set(REFERENCE_MODELS))
+    if unknown:
+        sys.exit(f"models not in the store {os.environ['BENTOML_HOME']} and no recipe: {unknown}")
+    print(f"training the missing reference models {missing} ...", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "training_export", "train", "--all", "--skip-existing"],
+        cwd=REPO,
+        env=os.environ.copy(),
+        check=True,
+    )
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def make_server(
+    config: Configuration,
+    *,
+    base_env: dict[str, str],
+    stack: Stack | None,
+    artifact: launch.StoredArtifact | None,
+    run_dir: Path,
+) -> Server:
+    """The server for `config`: `bentoml serve` with its env, or a peer from the bench env."""
+    port = free_port()
+    log = run_dir / f"server-{config.name}.log"
+    if config.peer is not None:
+        if artifact is None:
+            raise RuntimeError(f"{config.name}: a peer needs the store's {PEER_MODEL} artifact")
+        if config.peer == "litserve":
+            command = launch.litserve_command(artifact, port)
+        else:
+            folder = run_dir / f"mlserver-{config.name}"
+            command = launch.mlserver_command(artifact, port, folder, (free_port(), free_port()))
+        return Server(config.name, command, launch.peer_env(), log, port)
+    values = stack.placeholders() if stack is not None else {}
+    env = {**base_env, **BASE_ENV}
+    if stack is not None:
+        env.update(stack.project_env())  # one database and JWT secret for the run's servers
+    env.update({key: fill(value, values) for key, value in config.env.items()})
+    unresolved = [key for key in config.env if any(f"{{{k}}}" in env[key] for k in PLACEHOLDERS)]
+    if unresolved:
+        raise RuntimeError(f"{config.name}: unresolved placeholders in {unresolved}")
+    command = [sys.executable, "-m", "bentoml", "serve", config.service]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    return Server(config.name, command, env, log, port)
+
+
+def bring_up(
+    target: Target,
+    workloads: Sequence[Workload],
+    stack: Stack | None,
+    timeout: float,
+    issuers: Sequence[Target] = (),
+) -> None:
+    """Start, wait for readiness, get a token if the configuration sends one, check outputs."""
+    started = time.monotonic()
+    target.server.start()
+    target.server.wait_ready(target.config.ready_path, timeout)
+    if stack is not None and any("{token}" in value for value in target.config.headers.values()):
+        token = stack.token or _token(stack, [target, *issuers])
+        target.headers = {k: fill(v, {"token": token}) for k, v in target.config.headers.items()}
+    for work in workloads:
+        probe(target, work, deadline=started + timeout)
+    print(
+        f"started {target.name} on port {target.server.port} in"
+        f" {time.monotonic() - started:.0f} s; outputs for"
+        f" {', '.join(f'{w.model} x{w.rows}' for w in workloads)} equal the recorded ones",
+        flush=True,
+    )
+
+
+def _token(stack: Stack, candidates: Sequence[Target]) -> str:
+    """From the first project server that issues one (public path), else signed directly."""
+    for candidate in candidates:
+        env = candidate.server.env
+        # The token route needs the database (log on) and the signer (auth on).
+        issues = env.get("DB_PERSIST_PREDICTIONS") == "true" and env.get("AUTH_ENABLED") == "true"
+        if candidate.config.peer is None and candidate.config.service == GATEWAY and issues:
+            token = stack.fetch_token(candidate.server.base_url)
+            if token is not None:
+                print(f"token: POST /api/v1/auth/token on {candidate.name}", flush=True)
+                return token
+    print(
+        "token: no server of this run has both the log and auth on, so none issues tokens;"
+        " signed with the run's secret (HS256, the claims the service issues)"
+    )
+    return stack.sign_token()
+
+
+def probe(target: Target, work: Workload, deadline: float) -> None:
+    """One request; 2xx with exactly the recorded outputs, retried on 5xx until `deadline`."""
+    fmt, server = target.request_format, target.server
+    url = server.base_url + fmt.path(work)
+    while True:
+        server.check_alive()
+        status, text = http("POST", url, fmt.body(work), target.headers, timeout=30)
+        if 200 <= status < 300:
+            break
+        if (400 <= status < 500 and status != 404) or time.monotonic() > deadline:
+            raise RuntimeError(f"{target.name}: probe {url} -> {status} {text[:300]}")
+        time.sleep(0.5)
+    difference = largest_difference(fmt.probabilities(json.loads(text), work), work)
+    if difference > MAX_OUTPUT_DIFFERENCE:
+        raise RuntimeError(
+            f"{target.name}: {work.model} x{work.rows} answered other outputs than recorded"
+            f" (largest difference {difference})"
         )
 
-    from services.artifact.loader import parse_metadata
-    from services.errors import AppError
-    from services.pipeline.validation import validate_rows
 
-    bodies = {}
-    for name in models:
-        stored = bentoml.models.get(name)
-        metadata = parse_metadata(stored.info.metadata, tag=str(stored.tag))
-        for row in metadata.golden_examples.inputs:
-            try:
-                validate_rows([row], metadata.feature_schema, policy="reject", max_rows=1)
-            except AppError:
-                continue
-            bodies[name] = json.dumps({"model": name, "inputs": [row]}).encode()
-            break
-        else:
-            sys.exit(f"{stored.tag}: no golden input passes validation")
-    return bodies
+# --------------------------------------------------------------------------- measuring
 
 
-# --------------------------------------------------------------------------- report
+def _busy_cpu_seconds() -> float:
+    times = psutil.cpu_times()
+    return float(
+        sum(
+            getattr(times, name, 0.0)
+            for name in ("user", "nice", "system", "irq", "softirq", "steal")
+        )
+    )
+
+
+def _own_cpu_seconds() -> float:
+    """This process and its reaped children (wrk): the load client's CPU."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def measure(
-    client: LoadClient,
-    server: Server,
-    model: str,
-    body: bytes,
-    concurrency: int,
-    args: argparse.Namespace,
+    client: LoadClient, target: Target, work: Workload, concurrency: int, args: argparse.Namespace
 ) -> CellResult:
     """Warm up, then one measured cell, with the server's CPU time per 2xx response."""
-    url, headers = server.base_url + PREDICT_PATH, server.config.headers
+    url = target.server.base_url + target.request_format.path(work)
+    body = target.request_format.body(work)
     if args.warmup > 0:
-        client.run(url, body, headers, concurrency, args.warmup)
-    before = server.cpu_seconds()
-    cell = client.run(url, body, headers, concurrency, args.duration)
-    after = server.cpu_seconds()
-    cell.config, cell.model = server.config.name, model
-    ok = cell.requests - cell.errors
+        client.run(url, body, target.headers, concurrency, args.warmup)
+    before, busy, own = target.server.cpu_seconds(), _busy_cpu_seconds(), _own_cpu_seconds()
+    cell = client.run(url, body, target.headers, concurrency, args.duration)
+    after = target.server.cpu_seconds()
+    busy, own = _busy_cpu_seconds() - busy, _own_cpu_seconds() - own
     spent = {role: after[role] - before.get(role, 0.0) for role in after}
+    cell = replace(cell, config=target.name, model=work.model, rows=work.rows)
+    ok = cell.requests - cell.errors
     if ok:
         cell.cpu_ms = 1000 * sum(spent.values()) / ok
         cell.cpu_split = {role: 1000 * value / ok for role, value in spent.items() if value > 0}
+    if cell.seconds:
+        cell.other_cores = max(0.0, busy - sum(spent.values()) - own) / cell.seconds
     return cell
+
+
+def _median(values: Sequence[float]) -> float:
+    """The median of the numbers that are not NaN (a round without any answer); NaN if none."""
+    numbers = [v for v in values if not math.isnan(v)]
+    return statistics.median(numbers) if numbers else math.nan
 
 
 def combine(rounds: Sequence[CellResult]) -> CellResult:
@@ -565,120 +270,22 @@ def combine(rounds: Sequence[CellResult]) -> CellResult:
     if len(rounds) == 1:
         return rounds[0]
     roles = {role for cell in rounds for role in cell.cpu_split}
-    return CellResult(
-        config=rounds[0].config,
-        model=rounds[0].model,
-        concurrency=rounds[0].concurrency,
+    return replace(
+        rounds[0],
         requests=sum(cell.requests for cell in rounds),
         errors=sum(cell.errors for cell in rounds),
         seconds=sum(cell.seconds for cell in rounds),
         rps=statistics.median(cell.rps for cell in rounds),
-        p50_ms=statistics.median(cell.p50_ms for cell in rounds),
-        p99_ms=statistics.median(cell.p99_ms for cell in rounds),
-        cpu_ms=statistics.median(cell.cpu_ms for cell in rounds),
+        p50_ms=_median([cell.p50_ms for cell in rounds]),
+        p99_ms=_median([cell.p99_ms for cell in rounds]),
+        cpu_ms=_median([cell.cpu_ms for cell in rounds]),
         cpu_split={
             role: statistics.median(cell.cpu_split.get(role, 0.0) for cell in rounds)
             for role in sorted(roles)
         },
+        other_cores=_median([cell.other_cores for cell in rounds]),
         rounds=len(rounds),
     )
-
-
-def format_table(results: Sequence[CellResult]) -> str:
-    header = ("configuration", "model", "conc", "req/s", "p50 ms", "p99 ms", "errors", "CPU ms/req")
-    rows = [
-        (
-            r.config,
-            r.model,
-            str(r.concurrency),
-            f"{r.rps:.0f}",
-            f"{r.p50_ms:.1f}",
-            f"{r.p99_ms:.1f}",
-            str(r.errors),
-            f"{r.cpu_ms:.2f}",
-        )
-        for r in results
-    ]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    right = {2, 3, 4, 5, 6, 7}
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "| " + " | ".join(parts) + " |"
-
-    rule = (
-        "|"
-        + "|".join(
-            ("-" * (w + 1) + ":") if i in right else ("-" * (w + 2)) for i, w in enumerate(widths)
-        )
-        + "|"
-    )
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
-
-
-def format_summary(results: Sequence[CellResult], targets: Sequence[Ratio]) -> str:
-    by_key = {(r.config, r.model, r.concurrency): r for r in results}
-    lines = []
-    for target in targets:
-        for model in target.models:
-            for conc in target.concurrencies:
-                num = by_key.get((target.numerator, model, conc))
-                den = by_key.get((target.denominator, model, conc))
-                if num is None or den is None:
-                    continue
-                ratio = num.rps / den.rps if den.rps else float("inf")
-                verdict = "met" if ratio >= target.minimum else "MISSED"
-                lines.append(
-                    f"- {target.label}: {target.numerator} / {target.denominator},"
-                    f" {model}, c={conc}:"
-                    f" {num.rps:.0f} / {den.rps:.0f} req/s = {ratio:.2f}x"
-                    f" (target >= {target.minimum:g}x: {verdict});"
-                    f" server CPU {num.cpu_ms:.2f} vs {den.cpu_ms:.2f} ms/req"
-                )
-    errors = sum(r.errors for r in results)
-    requests = sum(r.requests for r in results)
-    verdict = "met" if errors == 0 else "MISSED"
-    lines.append(f"- errors: {errors} of {requests} measured requests (target 0: {verdict})")
-    return "\n".join(lines)
-
-
-def command_line() -> str:
-    """The command as typed, a script path shown as its module: `python -m bench.load ...`."""
-    script = Path(sys.argv[0]).resolve()
-    with contextlib.suppress(ValueError):
-        module = ".".join(script.relative_to(REPO).with_suffix("").parts)
-        return shlex.join(["python", "-m", module, *sys.argv[1:]])
-    return shlex.join(["python", *sys.argv])
-
-
-def code_version() -> str:
-    """The commit benchmarked, `-dirty` when services/ or bench/ differ from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        changes = subprocess.run(
-            ["git", "status", "--porcelain", "--", "services", "db", "bench"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return (head or "unknown") + ("-dirty" if changes else "")
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                cpu = row.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
 
 
 # --------------------------------------------------------------------------- main
@@ -688,58 +295,56 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     names = [c.name for c in CONFIGURATIONS]
     parser = argparse.ArgumentParser(
         prog="python -m bench.load",
-        description=(
-            "Start one `bentoml serve` per configuration, drive single-row predictions at"
-            " several concurrencies and print req/s, p50, p99 and errors per cell, then the"
-            " target ratios. Configurations: "
-            + "; ".join(f"{c.name} = {c.description or c.env}" for c in CONFIGURATIONS)
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Serve each configuration, load it cell by cell in turn, print req/s, rows/s,"
+        " p50, p99, errors and CPU per cell and the goals' ratios. Suites: "
+        + "; ".join(f"{s.name} = {s.description}" for s in SUITES.values()),
     )
-    defaults = ",".join(c.name for c in CONFIGURATIONS if c.default)
-    parser.add_argument("--configs", default=defaults, help=f"comma-separated, of {names}")
-    parser.add_argument("--models", default=",".join(REFERENCE_MODELS), help="comma-separated")
-    parser.add_argument("--concurrency", default="1,8,32,64", help="comma-separated")
+    parser.add_argument("--suite", choices=sorted(SUITES), default="compare", help="(compare)")
+    parser.add_argument("--list", action="store_true", help="print suites and configurations")
+    parser.add_argument("--configs", help=f"comma-separated, of {names} (default: the suite's)")
+    parser.add_argument("--models", help="comma-separated (default: the suite's)")
+    parser.add_argument("--rows", help="rows per request, comma-separated (default: the suite's)")
+    parser.add_argument("--concurrency", help="comma-separated (default: the suite's)")
+    parser.add_argument("--duration", type=float, default=4.0, help="measured s per cell (4)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured s per cell (1)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; cells report medians (3)")
     parser.add_argument(
-        "--duration", type=float, default=4.0, help="measured seconds per cell and round"
+        "--client", choices=("auto", "wrk", "python"), default="auto", help="(auto: wrk if found)"
     )
-    parser.add_argument(
-        "--warmup", type=float, default=1.0, help="unmeasured seconds before each measurement"
-    )
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=3,
-        help="measure every cell this many times, all cells in turn, and report the medians"
-        " (one noisy moment on a shared machine then moves no number)",
-    )
-    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument(
         "--env",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra env for every server (repeatable), e.g. SERVING_COALESCE_IN_FLIGHT=4",
+        help="extra env for every project server (repeatable), e.g. SERVING_COALESCE_IN_FLIGHT=4",
     )
     parser.add_argument(
         "--variant",
         action="append",
         default=[],
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-        help="an extra gateway configuration for experiments (repeatable), e.g."
-        " inflight4:SERVING_COALESCE_IN_FLIGHT=4",
+        help="an extra gateway configuration (serving-only plus this env) for experiments",
     )
-    parser.add_argument("--startup-timeout", type=float, default=180.0, help="seconds per server")
+    parser.add_argument("--startup-timeout", type=float, default=180.0, help="s per server (180)")
     parser.add_argument(
         "--results-dir",
         type=Path,
         default=REPO / "bench" / "results",
-        help="where results.json and server logs go (a timestamped folder per run)",
+        help="where results.json and server logs go, a timestamped folder per run (bench/results)",
     )
     args = parser.parse_args(argv)
-    unknown = set(_split(args.configs)) - set(names)
+    suite = SUITES[args.suite]
+    args.config_names = _split(args.configs) if args.configs else list(suite.configs)
+    unknown = set(args.config_names) - set(names)
     if unknown:
         parser.error(f"unknown configurations {sorted(unknown)}; known: {names}")
+    args.model_names = _split(args.models) if args.models else list(suite.models)
+    args.row_counts = [int(x) for x in _split(args.rows)] if args.rows else list(suite.rows)
+    args.concurrencies = (
+        [int(x) for x in _split(args.concurrency)]
+        if args.concurrency
+        else list(suite.concurrencies)
+    )
     for item in args.env:
         if "=" not in item:
             parser.error(f"--env {item!r}: expected KEY=VALUE")
@@ -750,7 +355,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if not name or name in names or not pairs or any("=" not in p for p in pairs):
             parser.error(f"--variant {item!r}: expected a new NAME:KEY=VALUE[,KEY=VALUE]")
         env = dict(pair.split("=", 1) for pair in pairs)
-        args.variants.append(Configuration(name, env, description=f"gateway with {env}"))
+        args.variants.append(Configuration(name, env, description=f"serving-only with {env}"))
     return args
 
 
@@ -758,81 +363,148 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def print_catalogue() -> None:
+    for suite in SUITES.values():
+        print(f"suite {suite.name}: {suite.description}")
+        print(
+            f"  configurations {', '.join(suite.configs)}; models {', '.join(suite.models)};"
+            f" rows/request {suite.rows}; concurrency {suite.concurrencies}"
+        )
+    for config in CONFIGURATIONS:
+        print(f"configuration {config.name}: {config.description}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    configs = [c for c in CONFIGURATIONS if c.name in _split(args.configs)] + args.variants
-    models = _split(args.models)
-    concurrencies = [int(c) for c in _split(args.concurrency)]
+    if args.list:
+        print_catalogue()
+        return 0
+    configs = [c for c in CONFIGURATIONS if c.name in args.config_names] + args.variants
     bentoml_home = Path(os.environ.get("BENTOML_HOME") or REPO / ".bentoml")
+    os.environ["BENTOML_HOME"] = str(bentoml_home)
     run_dir = args.results_dir / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    bodies = request_bodies(models, bentoml_home)
+    ensure_models(args.model_names)
+    workloads = {
+        (model, rows): build_workload(model, rows)
+        for model in args.model_names
+        for rows in args.row_counts
+    }
+    artifact, versions = None, {}
+    if any(c.peer for c in configs):
+        artifact = launch.stored_artifact(PEER_MODEL)  # SHA-256 checked against the store
+        versions = launch.peer_versions()
     base_env = {
         **os.environ,
-        "BENTOML_HOME": str(bentoml_home),
         "BENTOML_DO_NOT_TRACK": "True",
-        "SERVING_MODELS": ",".join(models),
-        **BASE_ENV,
+        "SERVING_MODELS": ",".join(args.model_names),
         **dict(item.split("=", 1) for item in args.env),
     }
-    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        client = pick_client(args.client, Path(scratch))
-        command = command_line()
-        print(f"machine: {machine()}; client: {client.name}; code: {code_version()}")
-        print(f"command: {command}")
-        print(f"store: {bentoml_home}; logs and results.json: {run_dir}", flush=True)
-        servers = [
-            Server(c, {**base_env, **c.env}, run_dir / f"server-{c.name}.log") for c in configs
+    command = command_line()
+    with sigterm_as_interrupt(), contextlib.ExitStack() as cleanup:
+        scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        client = pick_client(args.client, scratch)
+        stack = None
+        if any(c.needs_stack for c in configs):
+            stack = cleanup.enter_context(throwaway_stack(run_dir))
+        print(f"machine: {machine()}; load average at start: {load_average()}")
+        print(f"client: {client.name}; code: {code_version()}; command: {command}")
+        print(f"store: {bentoml_home}; logs and results.json: {run_dir}")
+        if artifact is not None:
+            print(f"peers serve {artifact.path} (sha256 {artifact.sha256}, verified); {versions}")
+        if stack is not None:
+            print(f"throwaway PostgreSQL database {stack.database}; Redis {stack.redis_url}")
+        sys.stdout.flush()
+        targets = [
+            Target(
+                config=c,
+                server=make_server(
+                    c, base_env=base_env, stack=stack, artifact=artifact, run_dir=run_dir
+                ),
+                request_format=FORMATS[c.request_format],
+                headers=dict(c.headers),
+            )
+            for c in configs
         ]
-        cells: dict[tuple[str, str, int], list[CellResult]] = {}
-        with running(servers):
-            for server in servers:
-                started = time.monotonic()
-                server.start()
-                server.wait_ready(args.startup_timeout, bodies)
-                print(
-                    f"started {server.config.name} ({server.config.service}) on port"
-                    f" {server.port} in {time.monotonic() - started:.0f} s",
-                    flush=True,
-                )
-            for round_ in range(1, args.rounds + 1):
-                if args.rounds > 1:
-                    print(f"round {round_} of {args.rounds}", flush=True)
-                for model, conc, server in itertools.product(models, concurrencies, servers):
-                    cell = measure(client, server, model, bodies[model], conc, args)
-                    cells.setdefault((server.config.name, model, conc), []).append(cell)
-                    split = " + ".join(f"{k} {v:.2f}" for k, v in cell.cpu_split.items())
-                    print(
-                        f"  {cell.config:<14} {model:<11} c={conc:<3} {cell.rps:7.0f} req/s"
-                        f"  p50 {cell.p50_ms:7.1f} ms  p99 {cell.p99_ms:7.1f} ms"
-                        f"  errors {cell.errors}  CPU ms/req {cell.cpu_ms:.2f} ({split})",
-                        flush=True,
-                    )
+        cells: dict[tuple[str, str, int, int], list[CellResult]] = {}
+        loads: list[float] = []
+        with running([t.server for t in targets]):
+            for i, target in enumerate(targets):
+                served = [w for w in workloads.values() if target.config.serves(w.model)]
+                bring_up(target, served, stack, args.startup_timeout, issuers=targets[:i])
+            for round_ in range(args.rounds):
+                print(f"round {round_ + 1} of {args.rounds}", flush=True)
+                order = targets[round_ % len(targets) :] + targets[: round_ % len(targets)]
+                shapes = itertools.product(args.model_names, args.row_counts, args.concurrencies)
+                for (model, rows, conc), target in itertools.product(shapes, order):
+                    if not target.config.serves(model):
+                        continue
+                    loads.append(os.getloadavg()[0])
+                    cell = measure(client, target, workloads[(model, rows)], conc, args)
+                    cells.setdefault((target.name, model, rows, conc), []).append(cell)
+                    print(_progress(cell), flush=True)
     results = [combine(rounds) for rounds in cells.values()]
-    order = {c.name: i for i, c in enumerate(configs)}
-    results.sort(key=lambda r: (order[r.config], models.index(r.model), r.concurrency))
-    table, summary = format_table(results), format_summary(results, TARGETS)
-    print(f"\n{table}\n\nSummary (ratios from this run):\n{summary}")
-    (run_dir / "results.json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "machine": machine(),
-                "code": code_version(),
-                "client": client.name,
-                "duration_s": args.duration,
-                "warmup_s": args.warmup,
-                "rounds": args.rounds,
-                "configurations": [asdict(c) for c in configs],
-                "arguments": list(argv if argv is not None else sys.argv[1:]),
-                "extra_env": args.env,
-                "results": [asdict(r) for r in results],
-            },
-            indent=2,
-        )
+    order_of = {c.name: i for i, c in enumerate(configs)}
+    results.sort(
+        key=lambda r: (args.model_names.index(r.model), r.rows, r.concurrency, order_of[r.config])
     )
+    print(f"\n{format_table(results)}\n")
+    table = goal_table(results, TARGETS)
+    if table:
+        print("Goals (ratios of medians from this run; throughput ratios hold for rows/s too):\n")
+        print(table + "\n")
+    print("\n".join([*goal_lines(results, TARGETS), error_line(results)]))
+    if loads:
+        print(
+            f"- 1-minute load average during the run: min {min(loads):.1f},"
+            f" median {statistics.median(loads):.1f}, max {max(loads):.1f}"
+            f" ({os.cpu_count()} CPUs); `other cores` in results.json per cell"
+        )
+    write_results(run_dir, args, configs, results, command, client, versions, artifact)
     return 0
+
+
+def _progress(cell: CellResult) -> str:
+    split = " + ".join(f"{k} {v:.2f}" for k, v in cell.cpu_split.items())
+    return (
+        f"  {cell.config:<20} {cell.model:<10} x{cell.rows:<3} c={cell.concurrency:<3}"
+        f" {cell.rps:7.0f} req/s {cell.rows_per_s:8.0f} rows/s  p50 {cell.p50_ms:7.1f} ms"
+        f"  p99 {cell.p99_ms:7.1f} ms  errors {cell.errors}  CPU ms/req {cell.cpu_ms:.2f}"
+        f" ({split})  other cores {cell.other_cores:.2f}"
+    )
+
+
+def write_results(
+    run_dir: Path,
+    args: argparse.Namespace,
+    configs: Sequence[Configuration],
+    results: Sequence[CellResult],
+    command: str,
+    client: LoadClient,
+    versions: dict[str, str],
+    artifact: launch.StoredArtifact | None,
+) -> None:
+    document: dict[str, Any] = {
+        "command": command,
+        "suite": args.suite,
+        "machine": machine(),
+        "code": code_version(),
+        "client": client.name,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "rounds": args.rounds,
+        "configurations": [asdict(c) for c in configs],
+        "peer_versions": versions,
+        "peer_artifact": (
+            {"tag": artifact.tag, "path": str(artifact.path), "sha256": artifact.sha256}
+            if artifact
+            else None
+        ),
+        "extra_env": args.env,
+        "results": [{**asdict(r), "rows_per_s": r.rows_per_s} for r in results],
+    }
+    (run_dir / "results.json").write_text(json.dumps(document, indent=2))
 
 
 if __name__ == "__main__":
