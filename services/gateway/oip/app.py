@@ -145,6 +145,7 @@ async def server_metadata() -> dict[str, Any]:
 @router.get(
     "/models/{name}",
     response_model=ModelMetadata,
+    response_model_exclude_none=True,
     responses=READ_ERRORS,
     summary="Model metadata (the served version)",
     dependencies=[require(MODELS_READ, bearer=BEARER)],
@@ -156,6 +157,7 @@ async def model_metadata(name: str, runtime: RuntimeDep) -> dict[str, Any]:
 @router.get(
     "/models/{name}/versions/{version}",
     response_model=ModelMetadata,
+    response_model_exclude_none=True,
     responses=READ_ERRORS,
     summary="Model metadata (one version)",
     dependencies=[require(MODELS_READ, bearer=BEARER)],

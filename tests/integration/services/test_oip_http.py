@@ -123,6 +123,7 @@ async def test_model_metadata_describes_the_feature_schema(
         ("out_of_range", "BYTES", [-1]),
     ]
     assert document["parameters"]["matrix_input"] == "input"
+    assert all("parameters" not in tensor for tensor in document["inputs"] + document["outputs"])
     assert ready.status_code == 200
 
 
