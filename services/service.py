@@ -57,8 +57,9 @@ RUNTIME = _RuntimeSlot()
     # Our middleware writes one JSON access line per request; BentoML's would be a second.
     logging={"access": {"enabled": False}},
 )
-@bentoml.asgi_app(api, path="/api/v1")
+# Decorators apply bottom-up: /api/v1 is mounted (and so matched) first, the protocol's app after.
 @bentoml.asgi_app(oip, path="/")
+@bentoml.asgi_app(api, path="/api/v1")
 class Gateway:
     """Routes, validates and batches; the runners only ever see validated, encoded rows."""
 

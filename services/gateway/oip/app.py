@@ -129,11 +129,11 @@ async def live() -> Response:
 async def ready(request: Request) -> Response:
     runtime: GatewayRuntime | None = runtime_in(request.scope)
     if runtime is None:
-        raise NotReady("The server is starting.")
+        return _not_ready("The server is starting.")
     ok, checks = await runtime.readiness()
     if not ok:
         failing = sorted(name for name, detail in checks.items() if detail != "ok")
-        raise NotReady(f"The server is not ready: {', '.join(failing)}.")
+        return _not_ready(f"The server is not ready: {', '.join(failing)}.")
     return Response(status_code=200)
 
 
@@ -214,12 +214,6 @@ async def infer_version(
     return await _infer(request, runtime, caller, name, version)
 
 
-class NotReady(BadRequest):
-    """Readiness is false: the protocol answers a 4xx (Triton and MLServer say 400)."""
-
-    error_code = "not_ready"
-
-
 def _resolve(runtime: GatewayRuntime, name: str, version: str | None) -> ServedModel:
     wanted = name if version is None else f"{name}:{version}"
     if ":" in name or (version is not None and ":" in version):
@@ -244,8 +238,13 @@ def _metadata(model: ServedModel) -> dict[str, Any]:
 async def _model_ready(runtime: GatewayRuntime, model: ServedModel) -> Response:
     checks = await runtime.inference.readiness([model])
     if not all(ok for ok, _ in checks.values()):
-        raise NotReady(f"model {model.ref.tag} is not ready")
+        return _not_ready(f"model {model.ref.tag} is not ready")
     return Response(status_code=200)
+
+
+def _not_ready(message: str) -> Response:
+    """Readiness is false: the protocol answers a 4xx (Triton and MLServer say 400)."""
+    return _protocol_error(400, "not_ready", message)
 
 
 async def _infer(
