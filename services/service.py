@@ -1,4 +1,6 @@
-"""The Bento's entry service: the /api/v1 gateway in front of one runner per framework.
+"""The Bento's entry service: three front doors (/api/v1 REST, the Open Inference Protocol at
+/v2, and `predict` for BentoML's clients) over one prediction service, in front of one runner
+per framework.
 
 client -> GatewayMiddleware (request id, runtime, probes, body limit, error envelope, access log)
        -> AuthMiddleware (JWT or API key) -> RateLimitMiddleware (Redis, per principal)
@@ -7,13 +9,18 @@ client -> GatewayMiddleware (request id, runtime, probes, body limit, error enve
 """
 
 import logging
+from typing import Annotated, Any
 
 import bentoml
+from pydantic import Field
 
 from db.settings import database_settings
+from services.auth.middleware import PREDICT_PATH
 from services.auth.settings import auth_settings
 from services.errors import AppError
 from services.gateway.app import create_app
+from services.gateway.client_api import predict_for_client
+from services.gateway.oip.app import create_oip_app
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.stack import middleware_chain
 from services.gateway.wiring import build_runtime
@@ -28,6 +35,7 @@ configure_logging()
 logger = logging.getLogger("services.gateway")
 SETTINGS = serving_settings()
 api = create_app()
+oip = create_oip_app()  # its routes carry /v2 themselves, so that GET /v2 is one of them
 
 
 class _RuntimeSlot:
@@ -49,6 +57,8 @@ RUNTIME = _RuntimeSlot()
     # Our middleware writes one JSON access line per request; BentoML's would be a second.
     logging={"access": {"enabled": False}},
 )
+# Decorators apply bottom-up: /api/v1 is mounted (and so matched) first, the protocol's app after.
+@bentoml.asgi_app(oip, path="/")
 @bentoml.asgi_app(api, path="/api/v1")
 class Gateway:
     """Routes, validates and batches; the runners only ever see validated, encoded rows."""
@@ -56,6 +66,21 @@ class Gateway:
     sklearn_runner = bentoml.depends(SklearnRunner)
     xgboost_runner = bentoml.depends(XGBoostRunner)
     torch_runner = bentoml.depends(TorchRunner)
+
+    @bentoml.api(route=PREDICT_PATH)  # type: ignore[untyped-decorator]
+    async def predict(
+        self,
+        model: Annotated[str, Field(description="`name` or `name:version`")],
+        inputs: Annotated[
+            list[Any], Field(description="Rows, each an object of feature name -> value.")
+        ],
+        ctx: bentoml.Context,
+    ) -> dict[str, Any]:
+        """Predict rows with one model, as POST /api/v1/predictions does (same credentials,
+        scope, validation, cache and prediction log); errors carry their HTTP status."""
+        status, document = await predict_for_client(ctx.request, model, inputs)
+        ctx.response.status_code = status
+        return document
 
     @bentoml.on_startup  # type: ignore[untyped-decorator]
     async def start(self) -> None:

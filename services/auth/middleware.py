@@ -1,4 +1,5 @@
-"""Authentication for /api/v1 (and /metrics when protected), as ASGI middleware.
+"""Authentication for /api/v1, /v2/models, /predict (and /metrics when protected), as ASGI
+middleware.
 
 It answers 401 itself, in the envelope with `WWW-Authenticate`; scope checks (403) happen where
 each front door states the scope it needs. The caller goes into `scope["user"]`/`scope["auth"]`
@@ -17,9 +18,11 @@ from services.auth.principal import authenticate_scope
 from services.auth.scopes import ADMIN
 from services.http.asgi import send_error
 from services.http.context import runtime_in
+from services.http.oip import OIP_OPEN_PATHS, is_oip
 
 logger = logging.getLogger("services.auth")
 API_PREFIX = "/api/v1"
+PREDICT_PATH = "/predict"  # the Gateway's @bentoml.api, for BentoML's HTTP clients
 OPEN_PATHS = frozenset(
     {
         f"{API_PREFIX}/auth/token",
@@ -39,7 +42,12 @@ class AuthRuntime(Protocol):
 
 
 def is_protected(path: str) -> bool:
-    """Whether `path` needs a credential (every /api/v1 route but the token route and docs)."""
+    """Whether `path` needs a credential: every /api/v1 route but the token route and docs,
+    every /v2 route but the protocol's health, server metadata and docs, and /predict."""
+    if is_oip(path):
+        return path not in OIP_OPEN_PATHS
+    if path == PREDICT_PATH:
+        return True
     return (path.startswith(f"{API_PREFIX}/") or path == API_PREFIX) and path not in OPEN_PATHS
 
 

@@ -15,16 +15,13 @@ from services.pipeline.prediction_service import PredictionService
 
 # Declared for the OpenAPI document (Swagger's Authorize button); the auth middleware has
 # already checked the credential, so neither refuses a request by itself.
-BEARER = OAuth2PasswordBearer(
-    tokenUrl="auth/token",
-    scopes={
-        PREDICTIONS_WRITE: "create and label predictions",
-        PREDICTIONS_READ: "read the prediction log",
-        MODELS_READ: "read served models",
-        ADMIN: "manage users and API keys; implies every scope",
-    },
-    auto_error=False,
-)
+SCOPE_DESCRIPTIONS = {
+    PREDICTIONS_WRITE: "create and label predictions",
+    PREDICTIONS_READ: "read the prediction log",
+    MODELS_READ: "read served models",
+    ADMIN: "manage users and API keys; implies every scope",
+}
+BEARER = OAuth2PasswordBearer(tokenUrl="auth/token", scopes=SCOPE_DESCRIPTIONS, auto_error=False)
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
@@ -57,13 +54,14 @@ async def get_predictions(runtime: RuntimeDep) -> PredictionService:
 PredictionServiceDep = Annotated[PredictionService, Depends(get_predictions)]
 
 
-def require(scope: str) -> Any:
-    """A route dependency: the caller's credential must carry `scope` (or admin)."""
+def require(scope: str, *, bearer: OAuth2PasswordBearer = BEARER) -> Any:
+    """A route dependency: the caller's credential must carry `scope` (or admin). `bearer` is
+    how the OpenAPI document names the token endpoint (relative to the app's mount)."""
 
     async def check(
         request: Request,
         runtime: RuntimeDep,
-        _bearer: Annotated[str | None, Security(BEARER, scopes=[scope])],
+        _bearer: Annotated[str | None, Security(bearer, scopes=[scope])],
         _api_key: Annotated[str | None, Security(API_KEY)],
     ) -> Principal | None:
         caller = principal_of(request.scope)

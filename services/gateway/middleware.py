@@ -2,7 +2,8 @@
 
 It wraps everything the gateway serves, BentoML's own routes included, so every error body a
 client sees is the envelope: a non-envelope error from anywhere is replaced by a generic one
-(its original text, which may carry internals, goes to the log only).
+(its original text, which may carry internals, goes to the log only). Under /v2 the same holds
+in the Open Inference Protocol's shape, `{"error": "..."}`, which its clients read.
 """
 
 import json
@@ -27,6 +28,7 @@ from services.http.context import (
     scope_state,
 )
 from services.http.envelope import generic_error, is_envelope, success
+from services.http.oip import is_oip, is_oip_error, oip_error_from_envelope
 from services.observability.logs import ACCESS_LOGGER
 from services.observability.metrics import ERRORS
 
@@ -72,7 +74,8 @@ class GatewayMiddleware:
         started = time.perf_counter()
         state = _ResponseState()
         try:
-            await self._handle(scope, receive, _wrap_send(send, context, state), state)
+            wrapped = _wrap_send(send, context, state, oip=is_oip(scope["path"]))
+            await self._handle(scope, receive, wrapped, state)
         finally:
             current_request.reset(token)
             _log(scope, context, state.status, time.perf_counter() - started)
@@ -151,8 +154,11 @@ class _ResponseState:
     body_too_large = False
 
 
-def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Send:
-    """Add X-Request-ID to every response, and replace error bodies that are not envelopes."""
+def _wrap_send(
+    send: Send, context: RequestContext, state: _ResponseState, *, oip: bool = False
+) -> Send:
+    """Add X-Request-ID to every response, and replace error bodies that are not envelopes
+    (`oip`: not the protocol's error document)."""
     held: dict[str, Any] = {}
 
     async def wrapped(message: Message) -> None:
@@ -174,7 +180,7 @@ def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Se
             if message.get("more_body", False):
                 return
             state.started = True
-            await _send_error_body(send, held["start"], held["body"], context, state)
+            await _send_error_body(send, held["start"], held["body"], context, state, oip)
             return
         await send(message)
 
@@ -182,10 +188,17 @@ def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Se
 
 
 async def _send_error_body(
-    send: Send, start: Message, body: bytes, context: RequestContext, state: _ResponseState
+    send: Send,
+    start: Message,
+    body: bytes,
+    context: RequestContext,
+    state: _ResponseState,
+    oip: bool = False,
 ) -> None:
     status = start["status"]
-    if state.body_too_large and status != 413:
+    if oip and not state.body_too_large and is_oip_error(body):
+        context.error_code = context.error_code or generic_error(status)[0]
+    elif state.body_too_large and status != 413:
         status = state.status = 413
         context.error_code, body = generic_error(status)
     elif is_envelope(body):
@@ -199,6 +212,8 @@ async def _send_error_body(
                 extra={"request_id": context.request_id},
             )
         context.error_code, body = generic_error(status)
+    if oip and not is_oip_error(body):
+        body = oip_error_from_envelope(body)
     keep = [
         (k, v) for k, v in start["headers"] if k.lower() not in (b"content-length", b"content-type")
     ]

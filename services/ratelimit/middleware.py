@@ -6,10 +6,11 @@ from typing import Protocol
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.auth.middleware import API_PREFIX
+from services.auth.middleware import API_PREFIX, PREDICT_PATH
 from services.auth.principal import principal_of
 from services.http.asgi import send_error
 from services.http.context import runtime_in
+from services.http.oip import OIP_PREFIX, is_oip, is_oip_inference
 from services.observability.metrics import RATE_LIMITED
 from services.ratelimit.gcra import Decision
 from services.ratelimit.limiter import RateLimiter
@@ -27,18 +28,32 @@ class LimitRuntime(Protocol):
 
 
 def route_class(method: str, path: str) -> str:
-    """inference (POST /predictions, the aggressive one), token, read, or write."""
+    """inference (POST /predictions, /predict or /v2/.../infer: the aggressive one), token,
+    read, or write."""
     if path == TOKEN_PATH:
         return "token"
-    if method == "POST" and path == f"{API_PREFIX}/predictions":
+    if method == "POST" and path in (f"{API_PREFIX}/predictions", PREDICT_PATH):
+        return "inference"
+    if is_oip_inference(method, path):
         return "inference"
     if method in ("GET", "HEAD") and not path.startswith(ADMIN_PREFIXES):
         return "read"
     return "write"
 
 
+def is_limited(path: str) -> bool:
+    """/api/v1 but its docs, /predict, and /v2/models (not the protocol's health or docs)."""
+    if is_oip(path):
+        return path.startswith(f"{OIP_PREFIX}/models/")
+    if path == PREDICT_PATH:
+        return True
+    return path.startswith(API_PREFIX) and not path.endswith(
+        ("/docs", "/openapi.json", "/oauth2-redirect")
+    )
+
+
 class RateLimitMiddleware:
-    """Limits /api/v1 (not the docs); a runtime without a limiter means limits are off."""
+    """Limits what `is_limited` says; a runtime without a limiter means limits are off."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,11 +62,7 @@ class RateLimitMiddleware:
         path = scope.get("path", "")
         runtime: LimitRuntime | None = runtime_in(scope) if scope["type"] == "http" else None
         limiter = runtime.limiter if runtime is not None else None
-        if (
-            limiter is None
-            or not path.startswith(API_PREFIX)
-            or path.endswith(("/docs", "/openapi.json", "/oauth2-redirect"))
-        ):
+        if limiter is None or not is_limited(path):
             await self.app(scope, receive, send)
             return
         kind = route_class(scope.get("method", "GET"), path)

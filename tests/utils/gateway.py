@@ -18,6 +18,7 @@ from db.settings import DatabaseSettings
 from services.auth.settings import AuthSettings
 from services.catalog import ModelCatalog, ModelRef
 from services.gateway.app import create_app
+from services.gateway.oip.app import create_oip_app
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.stack import middleware_chain
 from services.gateway.wiring import build_runtime
@@ -76,7 +77,8 @@ async def gateway_client(
         limits=limits or RateLimitSettings(enabled=False),
     )
     app = create_app()
-    mounted = Starlette(routes=[Mount("/api/v1", app=app)])
+    # As the Gateway service mounts them: /api/v1, and the protocol's app (its routes carry /v2).
+    mounted = Starlette(routes=[Mount("/api/v1", app=app), Mount("", app=create_oip_app())])
     chain = middleware_chain(
         lambda: runtime, max_body_bytes=runtime.settings.max_body_bytes, protect_metrics=False
     )

@@ -1,7 +1,8 @@
 import pytest
 
+from services.auth.middleware import is_protected
 from services.ratelimit.gcra import LocalBuckets
-from services.ratelimit.middleware import route_class
+from services.ratelimit.middleware import is_limited, route_class
 
 
 @pytest.mark.parametrize(
@@ -12,10 +13,53 @@ from services.ratelimit.middleware import route_class
         ("GET", "/api/v1/predictions", "read"),
         ("GET", "/api/v1/users", "write"),
         ("PATCH", "/api/v1/predictions/x", "write"),
+        ("POST", "/predict", "inference"),
+        ("POST", "/v2/models/cancer-rf/infer", "inference"),
+        ("POST", "/v2/models/cancer-rf/versions/v1/infer", "inference"),
+        ("GET", "/v2/models/cancer-rf", "read"),
     ],
 )
 def test_route_classes(method: str, path: str, expected: str) -> None:
     assert route_class(method, path) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "limited"),
+    [
+        ("/api/v1/predictions", True),
+        ("/api/v1/openapi.json", False),
+        ("/predict", True),
+        ("/v2/models/cancer-rf/infer", True),
+        ("/v2/models/cancer-rf", True),
+        ("/v2", False),
+        ("/v2/health/ready", False),
+        ("/v2/openapi.json", False),
+        ("/readyz", False),
+    ],
+)
+def test_which_paths_are_rate_limited(path: str, limited: bool) -> None:
+    assert is_limited(path) is limited
+
+
+@pytest.mark.parametrize(
+    ("path", "protected"),
+    [
+        ("/api/v1/predictions", True),
+        ("/api/v1/auth/token", False),
+        ("/predict", True),
+        ("/v2/models/cancer-rf/infer", True),
+        ("/v2/models/cancer-rf/ready", True),
+        ("/v2/anything-else", True),
+        ("/v2", False),
+        ("/v2/health/live", False),
+        ("/v2/health/ready", False),
+        ("/v2/docs", False),
+        ("/schema.json", False),
+        ("/readyz", False),
+    ],
+)
+def test_which_paths_need_a_credential(path: str, protected: bool) -> None:
+    assert is_protected(path) is protected
 
 
 def test_local_bucket_allows_the_burst_then_refuses_with_a_retry_time() -> None:

@@ -341,6 +341,60 @@ def test_an_error_before_a_held_error_body_was_sent_still_gives_the_envelope() -
     _assert_envelope(response, 500, "internal_error")
 
 
+# the Open Inference Protocol's own error shape under /v2
+
+
+def _assert_protocol_error(response: RecordedResponse, status: int) -> str:
+    assert response.status == status
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.body)
+    document = response.json()
+    assert set(document) == {"error"}
+    assert isinstance(document["error"], str)
+    message: str = document["error"]
+    return message
+
+
+def test_a_protocol_error_under_v2_is_passed_through_untouched() -> None:
+    body = b'{"error": "model \'x\' is not served"}'
+
+    response = request(_wrap(_answering(404, body)), "/v2/models/x/infer", method="POST")
+
+    assert response.status == 404
+    assert response.body == body
+
+
+def test_an_envelope_under_v2_becomes_the_protocol_shape_with_its_message_and_headers() -> None:
+    body = error_document("unauthorized", "Authentication required.")
+    inner = _answering(401, body, extra_headers=[(b"www-authenticate", b"Bearer")])
+
+    response = request(_wrap(inner), "/v2/models/x")
+
+    assert _assert_protocol_error(response, 401) == "Authentication required."
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_any_other_error_under_v2_becomes_a_generic_protocol_error() -> None:
+    inner = _answering(404, b"Not Found", content_type=b"text/plain")
+
+    response = request(_wrap(inner), "/v2/nothing/here")
+
+    assert _assert_protocol_error(response, 404) == "No such resource."
+
+
+def test_an_unhandled_exception_under_v2_is_a_protocol_500_without_its_message() -> None:
+    response = request(_wrap(_raising(RuntimeError("password=hunter2"))), "/v2/models/x/infer")
+
+    assert _assert_protocol_error(response, 500) == "Internal server error."
+    assert b"hunter2" not in response.body
+
+
+def test_a_protocol_error_outside_v2_is_replaced_by_the_envelope() -> None:
+    response = request(_wrap(_answering(400, b'{"error": "internals"}')), "/predict")
+
+    _assert_envelope(response, 400, "bad_request")
+
+
 def test_non_http_scopes_pass_straight_through() -> None:
     seen: list[str] = []
 
