@@ -88,8 +88,8 @@ def plan_execution(
     """The recorded execution, verified here on the golden rows; ArtifactMismatch if it fails.
 
     On the kernels that recorded it (`exact`) the record must hold as written. On other kernels
-    (another CPU generation, a GPU) the fastest padded shapes that hold here are chosen among the
-    recorded ones (or the candidates, for a `batched` record), with a warning. Exports that
+    (another CPU generation, a GPU), where blocking differs, the padded shapes that hold here are
+    chosen among the recorded and the candidate shapes, with a warning. Exports that
     predate execution records run as their `batch_invariant` flag says: batched if it holds,
     else one row at a time (the only case that ever runs row by row).
     """
@@ -114,7 +114,8 @@ def plan_execution(
             "outputs in every batch",
             details=details,
         )
-    shapes = agreeing_shapes(predictor.predict_proba, x, record.shapes or CANDIDATE_SHAPES)
+    candidates = sorted({*record.shapes, *CANDIDATE_SHAPES})
+    shapes = agreeing_shapes(predictor.predict_proba, x, candidates)
     if not shapes:
         raise ArtifactMismatch(
             f"{tag}: on these kernels no batch shape gives a golden row identical outputs "
