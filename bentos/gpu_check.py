@@ -2,14 +2,20 @@
 
 Run through bentos/gpu_check.sh, which first makes sure there is an NVIDIA GPU. Steps:
 
-1. train the digits-mlp reference model into a temporary BentoML home (CPU, as always);
-2. load it on CUDA and compare its golden outputs with the CPU-recorded ones: the largest
-   absolute difference must be at most SERVING_GOLDEN_TOLERANCE (default 1e-5, a probability);
+1. train the digits-mlp reference model into a temporary BentoML home (CPU, as always): a
+   torch.export program whose metadata records the batch execution verified on the CPU
+   (`padded` to fixed shapes);
+2. load it on CUDA through the runners' verifying loader, which re-verifies that execution on
+   CUDA (a golden row identical at every position, with any neighbours, in every shape; recorded
+   shapes that disagree on CUDA are dropped, and none holding fails the check), then compare its
+   golden outputs with the CPU-recorded ones: the largest absolute difference must be at most
+   SERVING_GOLDEN_TOLERANCE (default 1e-5, a probability); prints the execution it chose;
 3. `bentoml serve` the PyTorch runner with SERVING_TORCH_DEVICE=cuda and SERVING_TORCH_GPU=1
    (its startup check applies the same tolerance), predict the golden rows through HTTP and
    compare again;
 4. the same runner on the CPU, then both under the same concurrent batched load: rows/s;
-5. the bare model, batch sizes 1 to 1024, on both devices: rows/s without HTTP.
+5. the bare model, batch sizes 1 to 1024, on both devices, without HTTP: rows/s run as it comes
+   (`raw`) and run under the execution the loader chose (`served`, padded).
 
 `--on-cpu` runs every step with the CPU standing in for CUDA, to test this script itself on a
 machine without a GPU; its numbers say nothing about GPUs.
@@ -68,23 +74,45 @@ def _golden(tag: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], Any]:
     return x, np.asarray(metadata.golden_examples.outputs, dtype=np.float64), metadata
 
 
-def _predictor(tag: str, device: str, *, rowwise: bool) -> Any:
+def _loaded(tag: str, device: str, tolerance: float) -> Any:
+    """The model as a runner on `device` loads it: digests, execution and goldens verified."""
     import bentoml
 
-    from services.artifact.adapters.torch_adapter import TorchAdapter, make_deterministic
+    from services.artifact.adapters import torch_adapter
+    from services.artifact.loader import load_verified
 
-    make_deterministic(1)
+    torch_adapter.make_deterministic(1)
+    torch_adapter.ADAPTER.device = device
     model = bentoml.models.get(tag)
-    return TorchAdapter(device=device).load(Path(model.path) / "model.pt", rowwise=rowwise)
+    return load_verified(
+        Path(model.path),
+        model.info.metadata,
+        name=model.tag.name,
+        version=str(model.tag.version),
+        golden_tolerance=tolerance,
+    )
 
 
-def check_direct(tag: str, device: str, tolerance: float) -> float:
+def check_direct(tag: str, device: str, tolerance: float) -> bool:
+    """Load on `device` through the verifying loader; print the execution and golden difference."""
+    from services.errors import AppError
+
     x, expected, metadata = _golden(tag)
-    predictor = _predictor(tag, device, rowwise=not metadata.batch_invariant)
-    worst = float(np.max(np.abs(predictor.predict_proba(x) - expected)))
-    verdict = "ok" if worst <= tolerance else "FAIL"
-    print(f"{verdict:4} golden outputs on {device} (loaded directly): max |diff| {worst:.3g}")
-    return worst
+    recorded = metadata.execution
+    print(f"     recorded execution: {recorded.mode} {list(recorded.shapes)} ({metadata.kernels})")
+    try:
+        model = _loaded(tag, device, tolerance)
+    except AppError as exc:
+        print(f"FAIL loading on {device}: {exc.message} {exc.details}")
+        return False
+    worst = float(np.max(np.abs(model.predictor.predict_proba(x) - expected)))
+    narrowed = model.execution.shapes != tuple(recorded.shapes)
+    print(
+        f"ok   execution on {device}: {model.execution.describe()}"
+        + (" (narrowed from the record: shapes disagree here)" if narrowed else "")
+    )
+    print(f"ok   golden outputs on {device} (loaded directly): max |diff| {worst:.3g}")
+    return True
 
 
 @contextlib.contextmanager
@@ -159,8 +187,8 @@ async def _load(url: str, tag: str, rows: int, clients: int, seconds: float) -> 
         return done / (time.perf_counter() - started)
 
 
-def bare_throughput(tag: str, device: str, batch: int, seconds: float = 2.0) -> float:
-    predictor = _predictor(tag, device, rowwise=False)
+def bare_throughput(predictor: Any, batch: int, seconds: float = 2.0) -> float:
+    """Rows per second of `predictor` on one `batch`-row input, called back to back."""
     x = np.random.default_rng(0).uniform(0, 16, (batch, 64)).astype(np.float32)
     predictor.predict_proba(x)
     count, started = 0, time.perf_counter()
@@ -206,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"device: {torch.cuda.get_device_name(0)}")
     tag = _train(dict(os.environ))
     print(f"model: {tag} (scratch: {scratch})")
-    failures = int(check_direct(tag, device, tolerance) > tolerance)
+    failures = int(not check_direct(tag, device, tolerance))
     base = {**os.environ, "SERVING_MODELS": tag}
     runs = {
         "cuda": {**base, "SERVING_TORCH_DEVICE": device, "SERVING_TORCH_GPU": "1"},
@@ -223,15 +251,24 @@ def main(argv: list[str] | None = None) -> int:
     for label, rate in throughput.items():
         print(f"  {label:5} {rate:12,.0f} rows/s")
     print(f"  cuda/cpu {throughput['cuda'] / throughput['cpu']:.2f}x")
-    print("\nbare model (batched, no HTTP), rows/s:")
-    print(f"  {'batch':>6} {'cpu':>14} {device:>14}")
-    for batch in (1, 64, 1024):
-        cpu = bare_throughput(tag, "cpu", batch)
-        other = bare_throughput(tag, device, batch)
-        print(f"  {batch:>6} {cpu:>14,.0f} {other:>14,.0f}")
     if failures:
-        print(f"\nFAILED: {failures} golden check(s); logs in {scratch}")
+        print(f"\nFAILED: {failures} check(s); logs in {scratch}")
         return 1
+    loaded = {
+        label: _loaded(tag, label_device, tolerance)
+        for label, label_device in (("cpu", "cpu"), ("cuda", device))
+    }
+    print("\nbare model (no HTTP), rows/s: raw = as it comes, served = under its execution plan")
+    columns = [f"{label} {kind}" for label in loaded for kind in ("raw", "served")]
+    print(f"  {'batch':>6} " + " ".join(f"{column:>14}" for column in columns))
+    for batch in (1, 64, 256, 1024):
+        rates = []
+        for model in loaded.values():
+            rates += [
+                bare_throughput(model.predictor.inner, batch),
+                bare_throughput(model.predictor, batch),
+            ]
+        print(f"  {batch:>6} " + " ".join(f"{rate:>14,.0f}" for rate in rates))
     shutil.rmtree(scratch, ignore_errors=True)
     print("\nPASSED")
     return 0

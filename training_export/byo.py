@@ -1,6 +1,5 @@
 """Export a model trained elsewhere: its file, its feature schema and held-out data."""
 
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,10 @@ def export_own_model(own: OwnModel, settings: ExportSettings) -> str:
     if own.train_data is not None:
         features, training = _scan_training(own.train_data, schema_file, settings)
     with tempfile.TemporaryDirectory(prefix="export-staging-") as staging:
-        shutil.copyfile(own.model, Path(staging) / artifact_name)
+        try:
+            artifact_name = adapter.adopt(own.model, Path(staging))
+        except AppError as exc:
+            raise ExportError(exc.message) from None
         return export_model(
             ExportRequest(
                 name=own.name,

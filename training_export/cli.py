@@ -32,7 +32,10 @@ model files:
   sklearn  a joblib file of a fitted classifier with predict_proba (.joblib; loading it
            runs pickle, so export only files you trust)
   xgboost  a Booster saved with a probability objective (.json or .ubj)
-  torch    a TorchScript module returning class logits (.pt)"""
+  torch    a program saved with torch.export.save (.pt2) taking one float32
+           [batch, features] tensor (dynamic batch dimension) and returning class
+           logits; its pickled example inputs are dropped on import. TorchScript
+           (.pt) is deprecated but still accepted, with a warning"""
 
 
 def build_parser() -> argparse.ArgumentParser:

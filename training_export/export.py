@@ -19,12 +19,14 @@ import pandas as pd
 from pydantic import ValidationError
 
 from services.artifact.adapters import Predictor, get_adapter
-from services.artifact.adapters.base import check_classes, check_width, predict_rowwise
+from services.artifact.adapters.base import check_classes, check_width
 from services.artifact.digests import DataDigest, directory_digests
+from services.artifact.execution import ExecutionPlan, PlannedPredictor, measure_execution
 from services.artifact.loader import load_from_store
 from services.artifact.metadata import (
     ArtifactMetadata,
     DataProvenance,
+    ExecutionRecord,
     GoldenExamples,
 )
 from services.artifact.schema import (
@@ -127,9 +129,11 @@ def _export(request: ExportRequest) -> str:
     )
     golden_inputs = _pick_golden(scan, classes, request.golden_count)
     x_golden = schema.encode_rows(golden_inputs)
-    batch_invariant = _is_batch_invariant(predictor, x_golden, len(classes))
-    if not batch_invariant:
-        predictor = adapter.load(model_path, rowwise=True)
+    execution = _measure_execution(predictor, x_golden, len(classes))
+    # Goldens and metrics are computed exactly as the runners will compute them.
+    predictor = PlannedPredictor(
+        predictor, ExecutionPlan(mode=execution.mode, shapes=execution.shapes)
+    )
     golden_outputs = predictor.predict_proba(x_golden)
     with progress.step(f"evaluating on {scan.rows} holdout rows"):
         metrics = _evaluate(request, schema, classes, predictor)
@@ -141,7 +145,9 @@ def _export(request: ExportRequest) -> str:
         framework=request.framework,
         artifact_files=directory_digests(request.staging_dir, [request.model_file]),
         model_file=request.model_file,
-        batch_invariant=batch_invariant,
+        batch_invariant=execution.mode == "batched",
+        model_format=adapter.model_format(request.model_file),
+        execution=execution,
         feature_schema=schema,
         output_schema=output_schema,
         metrics=metrics,
@@ -246,14 +252,24 @@ def _pick_golden(
     return golden
 
 
-def _is_batch_invariant(predictor: Predictor, x: npt.NDArray[np.float32], n_classes: int) -> bool:
+def _measure_execution(
+    predictor: Predictor, x: npt.NDArray[np.float32], n_classes: int
+) -> ExecutionRecord:
+    """How batches must run so that each golden row gives identical bits in any batch."""
     batched = predictor.predict_proba(x)
     if batched.ndim != 2 or batched.shape[1] != n_classes:
         raise ExportError(
             f"the model returns {batched.shape[1:]} outputs per row; the output schema has "
             f"{n_classes} classes"
         )
-    return bool(np.array_equal(batched, predict_rowwise(predictor.predict_proba, x)))
+    execution = measure_execution(predictor.predict_proba, x)
+    if execution is None:
+        raise ExportError(
+            "no batch execution gives a row identical outputs wherever it lands (tried any "
+            "batch size, and padding to fixed shapes of 8 to 512 rows); the model cannot be "
+            "served batched with reproducible outputs"
+        )
+    return execution
 
 
 def _evaluate(
@@ -285,8 +301,8 @@ def frame_columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, npt.N
 def content_version(metadata: ArtifactMetadata) -> str:
     """A version derived from what the model does and how it was made, not from file bytes.
 
-    TorchScript archives differ byte for byte between identical saves, so the artifact
-    digests would give the same model a new version on every run.
+    PyTorch archives differ byte for byte between identical saves (a random serialization id),
+    so the artifact digests would give the same model a new version on every run.
     """
     content = {
         "framework": metadata.framework,

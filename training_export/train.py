@@ -60,7 +60,7 @@ def train_recipe(
         source=data.source,
     )
     with tempfile.TemporaryDirectory(prefix="export-staging-") as staging:
-        model_file = get_adapter(recipe.framework).save(model, Path(staging))
+        model_file = get_adapter(recipe.framework).save(model, Path(staging), example=x[:8])
         return export_model(
             ExportRequest(
                 name=model_name,

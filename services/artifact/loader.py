@@ -13,7 +13,14 @@ from pydantic import ValidationError
 from services.artifact.adapters import Predictor, get_adapter
 from services.artifact.adapters.base import check_width
 from services.artifact.digests import file_sha256
-from services.artifact.metadata import ArtifactMetadata
+from services.artifact.execution import (
+    CANDIDATE_SHAPES,
+    ExecutionPlan,
+    PlannedPredictor,
+    agreeing_shapes,
+    verify_execution,
+)
+from services.artifact.metadata import ArtifactMetadata, ExecutionRecord
 from services.errors import ArtifactMismatch, InvalidFeatureSchema
 
 logger = logging.getLogger("services.artifact")
@@ -27,6 +34,7 @@ class VerifiedModel:
     version: str
     metadata: ArtifactMetadata
     predictor: Predictor
+    execution: ExecutionPlan
 
     @property
     def tag(self) -> str:
@@ -74,6 +82,56 @@ def verify_golden(
         )
 
 
+def plan_execution(
+    predictor: Predictor, metadata: ArtifactMetadata, *, tag: str, exact: bool
+) -> ExecutionPlan:
+    """The recorded execution, verified here on the golden rows; ArtifactMismatch if it fails.
+
+    On the kernels that recorded it (`exact`) the record must hold as written. On other kernels
+    (another CPU generation, a GPU), where blocking differs, the padded shapes that hold here are
+    chosen among the recorded and the candidate shapes, with a warning. Exports that
+    predate execution records run as their `batch_invariant` flag says: batched if it holds,
+    else one row at a time (the only case that ever runs row by row).
+    """
+    record = metadata.execution
+    if record is None:
+        if not metadata.batch_invariant:
+            logger.warning(
+                "%s: exported before execution records and not batch-invariant: served one "
+                "row at a time; export it again to serve it batched",
+                tag,
+            )
+            return ExecutionPlan(mode="rowwise")
+        record = ExecutionRecord(mode="batched")
+    x = metadata.feature_schema.encode_rows(metadata.golden_examples.inputs)
+    if verify_execution(predictor.predict_proba, x, record) is not None:
+        return ExecutionPlan(mode=record.mode, shapes=record.shapes)
+    recorded = ExecutionPlan(mode=record.mode, shapes=record.shapes).describe()
+    details: dict[str, Any] = {"mode": record.mode, "shapes": list(record.shapes)}
+    if exact:
+        raise ArtifactMismatch(
+            f"{tag}: the recorded execution ({recorded}) does not give a golden row identical "
+            "outputs in every batch",
+            details=details,
+        )
+    candidates = sorted({*record.shapes, *CANDIDATE_SHAPES})
+    shapes = agreeing_shapes(predictor.predict_proba, x, candidates)
+    if not shapes:
+        raise ArtifactMismatch(
+            f"{tag}: on these kernels no batch shape gives a golden row identical outputs "
+            f"wherever it lands (recorded: {recorded})",
+            details=details,
+        )
+    plan = ExecutionPlan(mode="padded", shapes=shapes)
+    logger.warning(
+        "%s: recorded execution (%s) does not hold on these kernels; serving %s",
+        tag,
+        recorded,
+        plan.describe(),
+    )
+    return plan
+
+
 def _matches(
     actual: npt.NDArray[np.float64], expected: npt.NDArray[np.float64], tolerance: float
 ) -> bool:
@@ -90,7 +148,8 @@ def load_verified(
     version: str,
     golden_tolerance: float = 0.0,
 ) -> VerifiedModel:
-    """Check digests before loading (joblib unpickles), then the schema width and golden outputs.
+    """Check digests before loading (joblib unpickles), then the schema width, the recorded
+    batch execution and the golden outputs (computed under that execution).
 
     Golden outputs compare exactly when this process computes with the kernels that recorded
     them (same framework build, device and CPU instruction set); with other kernels, within
@@ -100,8 +159,14 @@ def load_verified(
     metadata = parse_metadata(raw_metadata, tag=tag)
     verify_digests(directory, metadata, tag=tag)
     adapter = get_adapter(metadata.framework)
-    predictor = adapter.load(directory / metadata.model_file, rowwise=not metadata.batch_invariant)
-    check_width(predictor, metadata.feature_schema.width)
+    model_format = adapter.model_format(metadata.model_file)
+    if metadata.model_format is not None and metadata.model_format != model_format:
+        raise ArtifactMismatch(
+            f"{tag}: the model file {metadata.model_file} is {model_format}, "
+            f"but the metadata records {metadata.model_format}"
+        )
+    loaded = adapter.load(directory / metadata.model_file)
+    check_width(loaded, metadata.feature_schema.width)
     running = adapter.kernels()
     tolerance = 0.0 if running == metadata.kernels else golden_tolerance
     if tolerance:
@@ -112,8 +177,13 @@ def load_verified(
             running,
             tolerance,
         )
+    plan = plan_execution(loaded, metadata, tag=tag, exact=running == metadata.kernels)
+    predictor = PlannedPredictor(loaded, plan)
     verify_golden(predictor, metadata, tag=tag, tolerance=tolerance)
-    return VerifiedModel(name=name, version=version, metadata=metadata, predictor=predictor)
+    logger.info("%s: %s, executed %s", tag, model_format, plan.describe())
+    return VerifiedModel(
+        name=name, version=version, metadata=metadata, predictor=predictor, execution=plan
+    )
 
 
 def load_from_store(tag: str) -> VerifiedModel:

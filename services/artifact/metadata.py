@@ -1,8 +1,8 @@
 """The metadata every exported model carries, as one typed document."""
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.artifact.reference import ReferenceDistribution
 from services.artifact.schema import FeatureSchema, JsonScalar, OutputSchema
@@ -28,6 +28,33 @@ class GoldenExamples(BaseModel):
     outputs: list[list[float]] = Field(min_length=16)
 
 
+class ExecutionRecord(BaseModel):
+    """How the model runs batches so that a row's output never depends on its batch.
+
+    `batched`: any batch size, as it comes. `padded`: every call is padded with zero rows to one
+    of `shapes` (the smallest that fits; larger batches are cut into chunks of the largest), and
+    the export verified that a row gives identical bits at any position, with any neighbours,
+    in every one of these shapes.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["batched", "padded"]
+    shapes: tuple[int, ...] = Field(
+        default=(), description="Padded mode: the batch sizes calls are padded to, ascending."
+    )
+
+    @model_validator(mode="after")
+    def _shapes_fit_the_mode(self) -> Self:
+        if self.mode == "batched" and self.shapes:
+            raise ValueError("batched execution takes no shapes")
+        if self.mode == "padded" and (
+            not self.shapes or min(self.shapes) < 1 or list(self.shapes) != sorted(set(self.shapes))
+        ):
+            raise ValueError("padded execution needs ascending, distinct, positive shapes")
+        return self
+
+
 class ArtifactMetadata(BaseModel):
     """Everything needed to trust, serve and reproduce one exported model."""
 
@@ -39,6 +66,16 @@ class ArtifactMetadata(BaseModel):
     model_file: str
     batch_invariant: bool = Field(
         description="Whether a batched call gave each row the same output as a call alone."
+    )
+    model_format: str | None = Field(
+        default=None,
+        description="The model file's format (e.g. torch.export, torchscript, xgboost-json, "
+        "joblib); absent in exports made before it was recorded.",
+    )
+    execution: ExecutionRecord | None = Field(
+        default=None,
+        description="The batch execution the export verified and recorded the goldens under; "
+        "absent in older exports, which `batch_invariant` alone describes.",
     )
     feature_schema: FeatureSchema
     output_schema: OutputSchema

@@ -79,8 +79,68 @@ def write_model(framework: str, directory: Path, frame: pd.DataFrame | None = No
 
     x, y = encoded(tiny_frame() if frame is None else frame)
     directory.mkdir(parents=True, exist_ok=True)
-    name = get_adapter(framework).save(fit_model(framework, x, y), directory)
+    name = get_adapter(framework).save(fit_model(framework, x, y), directory, example=x[:8])
     return directory / name
+
+
+def write_torchscript(directory: Path, frame: pd.DataFrame | None = None) -> Path:
+    """The torch model of `write_model`, saved as TorchScript (`model.pt`), as exports did
+    before torch.export programs: what legacy artifacts and users' older files hold."""
+    import warnings
+
+    import torch
+
+    x, y = encoded(tiny_frame() if frame is None else frame)
+    directory.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(fit_model("torch", x, y))
+        torch.jit.save(scripted, str(directory / "model.pt"))  # type: ignore[no-untyped-call]
+    return directory / "model.pt"
+
+
+def legacy_torchscript_artifact(directory: Path, template: dict[str, Any]) -> dict[str, Any]:
+    """A PyTorch artifact as exports wrote them before torch.export programs and execution
+    records: TorchScript, `batch_invariant: false`, goldens computed one row at a time.
+
+    `template` is a current export's metadata (for its schema and golden inputs); the model is a
+    small seeded network of the same width. Returns the metadata; the file goes to `directory`.
+    """
+    import copy
+    import warnings
+
+    import torch
+
+    from services.artifact.adapters import get_adapter
+    from services.artifact.digests import file_sha256
+    from services.artifact.metadata import ArtifactMetadata
+
+    metadata = copy.deepcopy(template)
+    typed = ArtifactMetadata.model_validate(metadata)
+    x = typed.feature_schema.encode_rows(typed.golden_examples.inputs)
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], 16),
+        torch.nn.ReLU(),
+        torch.nn.Linear(16, len(typed.output_schema.classes)),
+    ).eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(network), str(directory / "model.pt"))  # type: ignore[no-untyped-call]
+    adapter = get_adapter("torch")
+    predictor = adapter.load(directory / "model.pt")
+    alone = [predictor.predict_proba(x[i : i + 1])[0].tolist() for i in range(len(x))]
+    for key in ("execution", "model_format"):
+        metadata.pop(key, None)
+    metadata.update(
+        model_file="model.pt",
+        artifact_files={"model.pt": file_sha256(directory / "model.pt")},
+        batch_invariant=False,
+        kernels=adapter.kernels(),
+    )
+    metadata["golden_examples"]["outputs"] = alone
+    return metadata
 
 
 def write_schema(path: Path, document: dict[str, Any] | None = None) -> Path:

@@ -9,7 +9,9 @@ bit-identical run after run (tests/integration/training_export holds that exactl
 machines, tree models (XGBoost, scikit-learn) stay bit-identical, but float32 networks do not:
 each CPU runs its own matrix kernels (AVX2, AVX-512, AMX) and rounds differently, so the
 committed fixture, made on one CPU, is compared on another within `FLOAT_TOLERANCE`, with
-identical predicted classes.
+identical predicted classes. The execution record's mode must match everywhere; for float
+networks its padded shapes are a property of the CPU's kernels (which batch sizes share one
+blocking) and may differ between CPUs, so only the mode is compared.
 """
 
 import json
@@ -31,9 +33,9 @@ FLOAT_FRAMEWORKS = frozenset({"torch"})
 def fixture_document(metadata: dict[str, object]) -> dict[str, object]:
     """The parts of a model's metadata that must not change from run to run.
 
-    File digests are included where the format's bytes are reproducible: a TorchScript
-    archive holds a random serialization id and unstable name mangling, so for torch only
-    the behaviour (golden outputs, metrics) is held fixed.
+    File digests are included where the format's bytes are reproducible: a PyTorch archive
+    holds a random serialization id, so for torch only the behaviour (golden outputs, metrics,
+    execution) is held fixed.
     """
     keys = [
         "golden_examples",
@@ -43,6 +45,8 @@ def fixture_document(metadata: dict[str, object]) -> dict[str, object]:
         "output_schema",
         "hyperparameters",
         "batch_invariant",
+        "model_format",
+        "execution",
     ]
     if metadata["framework"] not in FLOAT_FRAMEWORKS:
         keys.append("artifact_files")
@@ -55,15 +59,19 @@ def fixture_differences(
     """What differs between a run's fixture document and the committed one (empty: it holds).
 
     Exact for tree models; for float frameworks, probabilities and metrics within
-    FLOAT_TOLERANCE and the same predicted class for every golden row, everything else exact.
+    FLOAT_TOLERANCE, the same predicted class for every golden row and the same execution mode,
+    everything else exact.
     """
     if framework not in FLOAT_FRAMEWORKS:
         return [] if actual == expected else ["the document differs (compared exactly)"]
     problems = [
         f"{key} differs"
         for key in sorted(set(actual) | set(expected))
-        if key not in ("golden_examples", "metrics") and actual.get(key) != expected.get(key)
+        if key not in ("golden_examples", "metrics", "execution")
+        and actual.get(key) != expected.get(key)
     ]
+    if (actual.get("execution") or {}).get("mode") != (expected.get("execution") or {}).get("mode"):
+        problems.append("the execution mode differs")
     got, want = actual["golden_examples"], expected["golden_examples"]
     if got["inputs"] != want["inputs"]:
         problems.append("golden inputs differ")

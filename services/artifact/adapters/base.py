@@ -1,8 +1,8 @@
 """The adapter interface: save a trained model, load it back, predict class probabilities."""
 
 import importlib
+import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -38,16 +38,23 @@ class FrameworkAdapter(ABC):
     artifact_suffixes: ClassVar[tuple[str, ...]]
 
     @abstractmethod
-    def save(self, model: Any, directory: Path) -> str:
-        """Write a trained model into `directory`; return the artifact's file name."""
+    def save(self, model: Any, directory: Path, *, example: npt.NDArray[np.float32]) -> str:
+        """Write a trained model into `directory`; return the artifact's file name.
+
+        `example` holds a few encoded input rows, for formats that trace the model.
+        """
 
     @abstractmethod
-    def load(self, path: Path, *, rowwise: bool = False) -> Predictor:
+    def load(self, path: Path) -> Predictor:
         """Load an artifact file; raise ModelNotLoaded when it cannot be loaded.
 
-        `rowwise` makes the predictor run one row at a time, for models whose outputs
-        depend on the batch they are computed in (export measures this).
+        The predictor runs a batch as it comes; how batches are shaped so that a row's output
+        does not depend on its batch is the execution plan's business (services.artifact.execution).
         """
+
+    @abstractmethod
+    def model_format(self, file_name: str) -> str:
+        """The format of an artifact file, by its name, as recorded in the metadata."""
 
     def kernels(self) -> str | None:
         """What this process computes with, where float results depend on it (None: they don't).
@@ -68,13 +75,11 @@ class FrameworkAdapter(ABC):
             )
         return f"model{suffix}"
 
-
-def predict_rowwise(
-    predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float64]],
-    x: npt.NDArray[np.float32],
-) -> npt.NDArray[np.float64]:
-    """Run `predict` one row at a time, so each row's output is independent of its batch."""
-    return np.concatenate([predict(x[i : i + 1]) for i in range(x.shape[0])], axis=0)
+    def adopt(self, source: Path, directory: Path) -> str:
+        """Copy a model file brought by a user into `directory`; return its artifact name."""
+        name = self.artifact_name(source)
+        shutil.copyfile(source, directory / name)
+        return name
 
 
 def get_adapter(framework: str) -> FrameworkAdapter:

@@ -7,16 +7,15 @@ import joblib
 import numpy as np
 import numpy.typing as npt
 
-from services.artifact.adapters.base import FrameworkAdapter, Predictor, predict_rowwise
+from services.artifact.adapters.base import FrameworkAdapter, Predictor
 from services.errors import ModelNotLoaded
 
 
 class SklearnPredictor:
     """A fitted scikit-learn classifier with `predict_proba`."""
 
-    def __init__(self, model: Any, *, rowwise: bool) -> None:
+    def __init__(self, model: Any) -> None:
         self._model = model
-        self._rowwise = rowwise
 
     @property
     def n_features(self) -> int | None:
@@ -31,11 +30,6 @@ class SklearnPredictor:
         return [value.item() if hasattr(value, "item") else value for value in self._model.classes_]
 
     def predict_proba(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        if self._rowwise:
-            return predict_rowwise(self._predict, x)
-        return self._predict(x)
-
-    def _predict(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         return np.asarray(self._model.predict_proba(x), dtype=np.float64)
 
 
@@ -43,12 +37,15 @@ class SklearnAdapter(FrameworkAdapter):
     framework = "sklearn"
     artifact_suffixes = (".joblib",)
 
-    def save(self, model: Any, directory: Path) -> str:
+    def save(self, model: Any, directory: Path, *, example: npt.NDArray[np.float32]) -> str:
         name = "model.joblib"
         joblib.dump(model, directory / name, compress=3)
         return name
 
-    def load(self, path: Path, *, rowwise: bool = False) -> Predictor:
+    def model_format(self, file_name: str) -> str:
+        return "joblib"
+
+    def load(self, path: Path) -> Predictor:
         try:
             model = joblib.load(path)
         except Exception as exc:
@@ -66,7 +63,7 @@ class SklearnAdapter(FrameworkAdapter):
             # Parallel tree workers add their results in completion order; one worker keeps
             # the floating-point sum, and so the output, identical run after run.
             model.set_params(n_jobs=1)
-        return SklearnPredictor(model, rowwise=rowwise)
+        return SklearnPredictor(model)
 
 
 ADAPTER = SklearnAdapter()

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 
-from services.artifact.adapters.base import FrameworkAdapter, Predictor, predict_rowwise
+from services.artifact.adapters.base import FrameworkAdapter, Predictor
 from services.errors import ModelNotLoaded
 
 PROBABILITY_OBJECTIVES = ("binary:logistic", "multi:softprob")
@@ -17,11 +17,10 @@ PROBABILITY_OBJECTIVES = ("binary:logistic", "multi:softprob")
 class XGBoostPredictor:
     """A Booster trained with a probability objective."""
 
-    def __init__(self, booster: xgb.Booster, *, objective: str, n_classes: int, rowwise: bool):
+    def __init__(self, booster: xgb.Booster, *, objective: str, n_classes: int):
         self._booster = booster
         self._objective = objective
         self._n_classes = n_classes
-        self._rowwise = rowwise
 
     @property
     def n_features(self) -> int | None:
@@ -32,11 +31,6 @@ class XGBoostPredictor:
         return self._n_classes
 
     def predict_proba(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        if self._rowwise:
-            return predict_rowwise(self._predict, x)
-        return self._predict(x)
-
-    def _predict(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         raw = np.asarray(self._booster.inplace_predict(x, validate_features=False))
         scores = raw.astype(np.float64)
         if self._objective == "binary:logistic":
@@ -48,13 +42,16 @@ class XGBoostAdapter(FrameworkAdapter):
     framework = "xgboost"
     artifact_suffixes = (".json", ".ubj")
 
-    def save(self, model: Any, directory: Path) -> str:
+    def save(self, model: Any, directory: Path, *, example: npt.NDArray[np.float32]) -> str:
         booster = model.get_booster() if hasattr(model, "get_booster") else model
         name = "model.json"
         booster.save_model(str(directory / name))
         return name
 
-    def load(self, path: Path, *, rowwise: bool = False) -> Predictor:
+    def model_format(self, file_name: str) -> str:
+        return "xgboost-ubj" if file_name.lower().endswith(".ubj") else "xgboost-json"
+
+    def load(self, path: Path) -> Predictor:
         booster = xgb.Booster()
         try:
             booster.load_model(str(path))
@@ -72,7 +69,7 @@ class XGBoostAdapter(FrameworkAdapter):
         n_classes = 2
         if objective == "multi:softprob":
             n_classes = int(config["learner"]["learner_model_param"]["num_class"])
-        return XGBoostPredictor(booster, objective=objective, n_classes=n_classes, rowwise=rowwise)
+        return XGBoostPredictor(booster, objective=objective, n_classes=n_classes)
 
 
 ADAPTER = XGBoostAdapter()

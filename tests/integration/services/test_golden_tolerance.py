@@ -93,3 +93,33 @@ def test_the_tolerance_setting_is_bounded(monkeypatch: pytest.MonkeyPatch) -> No
 
     with pytest.raises(ValueError, match="golden_tolerance"):
         ServingSettings()
+
+
+def test_recorded_elsewhere_an_execution_that_does_not_hold_here_is_replaced(
+    reference_models: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A GPU or another CPU may block batch sizes differently: the loader serves the shapes
+    that agree here with the largest that holds, and says so."""
+    directory, metadata = _perturbed(
+        reference_models["digits-mlp"], tmp_path, 0.0, kernels=ELSEWHERE
+    )
+    holds_here = tuple(metadata["execution"]["shapes"])
+    metadata["execution"] = {"mode": "padded", "shapes": [1, *holds_here]}
+
+    with caplog.at_level(logging.WARNING, logger="services.artifact"):
+        loaded = load_verified(
+            directory, metadata, name="digits-mlp", version="gpu", golden_tolerance=1e-6
+        )
+
+    assert (loaded.execution.mode, loaded.execution.shapes) == ("padded", holds_here)
+    assert "does not hold on these kernels; serving padded to" in caplog.text
+
+
+def test_on_the_recording_kernels_an_execution_that_does_not_hold_is_refused(
+    reference_models: dict[str, str], tmp_path: Path
+) -> None:
+    directory, metadata = _perturbed(reference_models["digits-mlp"], tmp_path, 0.0)
+    metadata["execution"]["shapes"] = [1, *metadata["execution"]["shapes"]]
+
+    with pytest.raises(ArtifactMismatch, match="recorded execution"):
+        load_verified(directory, metadata, name="digits-mlp", version="cpu", golden_tolerance=1e-5)

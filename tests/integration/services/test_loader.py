@@ -1,15 +1,20 @@
-"""A runner refuses a model whose files, metadata or golden outputs no longer match its export."""
+"""A runner refuses a model whose files, metadata, execution record or golden outputs no longer
+match its export; what it serves gives a row identical outputs in any batch, batched."""
 
 import copy
+import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
 
 import bentoml
+import numpy as np
 import pytest
 
-from services.artifact.loader import load_verified
+from services.artifact.loader import load_from_store, load_verified
 from services.errors import ArtifactMismatch, InvalidFeatureSchema
+from tests.utils.factories import legacy_torchscript_artifact
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +69,117 @@ def test_metadata_outside_the_contract_is_refused(
 
     with pytest.raises(InvalidFeatureSchema, match="artifact contract"):
         load_verified(directory, metadata, name="fraud-xgb", version="copy")
+
+
+RECIPES = ("fraud-xgb", "cancer-rf", "digits-mlp")
+SIZES = (1, 2, 5, 8, 13, 16, 31, 64, 100, 128, 200, 256, 300, 512, 700)
+
+
+def _neighbours(x: np.ndarray[Any, Any], count: int, rng: np.random.Generator) -> Any:
+    """Rows unlike the probe: golden rows drawn at random with noise on every feature."""
+    rows = x[rng.integers(0, len(x), count)]
+    noise = rng.normal(0.0, 1.0, rows.shape) * (x.std(axis=0) + 1.0)
+    return (rows + noise).astype(np.float32)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_row_gives_identical_outputs_wherever_it_lands(
+    recipe: str, reference_models: dict[str, str]
+) -> None:
+    model = load_from_store(reference_models[recipe])
+    x = model.metadata.feature_schema.encode_rows(model.metadata.golden_examples.inputs)
+    rng = np.random.default_rng(7)
+
+    alone = np.concatenate([model.predictor.predict_proba(x[i : i + 1]) for i in range(len(x))])
+
+    for size in SIZES:
+        batch = _neighbours(x, size, rng)
+        rows = rng.permutation(len(x))[: min(size, len(x))]
+        positions = rng.permutation(size)[: len(rows)]
+        batch[positions] = x[rows]
+        outputs = model.predictor.predict_proba(batch)
+        assert np.array_equal(outputs[positions], alone[rows]), (recipe, size)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_reference_model_runs_batched_never_row_by_row(
+    recipe: str, reference_models: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = load_from_store(reference_models[recipe])
+    inner = model.predictor.inner  # type: ignore[attr-defined]
+    calls: list[int] = []
+    predict = inner.predict_proba
+
+    def counted(x: np.ndarray[Any, Any]) -> Any:
+        calls.append(len(x))
+        return predict(x)
+
+    monkeypatch.setattr(inner, "predict_proba", counted)
+    model.predictor.predict_proba(
+        _neighbours(
+            np.ones((4, model.metadata.feature_schema.width)), 100, np.random.default_rng(0)
+        )
+    )
+
+    # Padded: chunks of the largest shape, the last padded up; batched: one call.
+    largest = max(model.execution.shapes, default=100)
+    assert model.execution.mode in ("batched", "padded")
+    assert len(calls) == math.ceil(100 / largest)
+    assert min(calls) > 1
+
+
+@pytest.mark.parametrize(
+    ("execution", "message"),
+    [
+        ({"mode": "batched"}, r"recorded execution \(batched\)"),
+        ({"mode": "padded", "shapes": [1, 8]}, r"recorded execution \(padded to 1/8 rows\)"),
+        ({"mode": "padded", "shapes": [4, 64]}, r"recorded execution \(padded to 4/64 rows\)"),
+        # Holds on its own, but is not the execution the goldens were recorded under.
+        ({"mode": "padded", "shapes": [4]}, "golden examples"),
+    ],
+)
+def test_an_execution_record_that_does_not_hold_is_refused(
+    execution: dict[str, Any], message: str, reference_models: dict[str, str], tmp_path: Path
+) -> None:
+    directory, metadata = _copy(reference_models["digits-mlp"], tmp_path)
+    metadata["execution"] = execution
+
+    with pytest.raises(ArtifactMismatch, match=message):
+        load_verified(directory, metadata, name="digits-mlp", version="copy")
+
+
+def test_an_old_claim_of_batch_invariance_is_verified_too(
+    reference_models: dict[str, str], tmp_path: Path
+) -> None:
+    directory, metadata = _copy(reference_models["digits-mlp"], tmp_path)
+    del metadata["execution"]
+    metadata["batch_invariant"] = True
+
+    with pytest.raises(ArtifactMismatch, match=r"recorded execution \(batched\)"):
+        load_verified(directory, metadata, name="digits-mlp", version="copy")
+
+
+def test_a_recorded_format_the_file_does_not_have_is_refused(
+    reference_models: dict[str, str], tmp_path: Path
+) -> None:
+    directory, metadata = _copy(reference_models["digits-mlp"], tmp_path)
+    metadata["model_format"] = "torchscript"
+
+    with pytest.raises(ArtifactMismatch, match=r"model\.pt2 is torch\.export"):
+        load_verified(directory, metadata, name="digits-mlp", version="copy")
+
+
+def test_a_legacy_torchscript_artifact_loads_row_by_row_with_a_warning(
+    reference_models: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    template = dict(bentoml.models.get(reference_models["digits-mlp"]).info.metadata)
+    metadata = legacy_torchscript_artifact(tmp_path / "legacy", template)
+
+    with caplog.at_level(logging.WARNING, logger="services.artifact"):
+        loaded = load_verified(tmp_path / "legacy", metadata, name="digits-mlp", version="old")
+
+    assert loaded.execution.mode == "rowwise"
+    assert "model.pt is TorchScript, which torch 2.13 deprecates" in caplog.text
+    assert "served one row at a time" in caplog.text
+    x = loaded.metadata.feature_schema.encode_rows(loaded.metadata.golden_examples.inputs)
+    assert loaded.predictor.predict_proba(x).tolist() == metadata["golden_examples"]["outputs"]

@@ -1,6 +1,8 @@
 """`python -m training_export export`: a user's own model, and every way its inputs can be wrong."""
 
 import json
+import logging
+import zipfile
 from pathlib import Path
 
 import bentoml
@@ -10,11 +12,14 @@ import pytest
 
 from services.artifact.loader import load_from_store
 from tests.utils.factories import (
+    encoded,
+    fit_model,
     tiny_frame,
     tiny_schema_document,
     write_model,
     write_schema,
     write_table,
+    write_torchscript,
 )
 from training_export.cli import main
 
@@ -65,6 +70,43 @@ def test_own_model_is_exported_with_golden_outputs(
     assert model.metadata.output_schema.classes == (0, 1)
     assert model.metadata.evaluation_data.rows == 40
     assert model.metadata.seed == 0
+
+
+def test_own_torchscript_model_is_accepted_with_a_deprecation_notice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    args = _export_args(tmp_path, "torch", model=write_torchscript(tmp_path / "script"))
+
+    with caplog.at_level(logging.WARNING, logger="services.artifact"):
+        assert main([*args, "--version", "script"]) == 0
+
+    assert "TorchScript, which torch 2.13 deprecates" in caplog.text
+    model = load_from_store("own-torch:script")
+    assert model.metadata.model_file == "model.pt"
+    assert model.metadata.model_format == "torchscript"
+    assert model.execution.mode in ("batched", "padded")
+
+
+def test_own_torch_export_archive_is_stored_without_its_pickled_example_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    x, y = encoded(tiny_frame())
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(
+        fit_model("torch", x, y), (torch.from_numpy(x[:4]),), dynamic_shapes=({0: batch},)
+    )
+    theirs = tmp_path / "theirs.pt2"
+    torch.export.save(program, str(theirs))
+
+    assert main([*_export_args(tmp_path, "torch", model=theirs), "--version", "theirs"]) == 0
+
+    stored = Path(bentoml.models.get("own-torch:theirs").path) / "model.pt2"
+    with zipfile.ZipFile(stored) as archive:
+        sizes = {info.filename.split("/", 1)[1]: info.file_size for info in archive.infolist()}
+    assert sizes["data/sample_inputs/model.pt"] == 0
+    assert load_from_store("own-torch:theirs").metadata.model_format == "torch.export"
 
 
 def test_training_data_sets_ranges_and_digest(

@@ -69,6 +69,32 @@ def test_stored_model_carries_the_full_artifact_contract(
         assert file_sha256(Path(model.path) / name) == digest
 
 
+@pytest.mark.parametrize(
+    ("recipe", "model_file", "model_format", "mode"),
+    [
+        ("fraud-xgb", "model.json", "xgboost-json", "batched"),
+        ("cancer-rf", "model.joblib", "joblib", "batched"),
+        ("digits-mlp", "model.pt2", "torch.export", "padded"),
+    ],
+)
+def test_stored_model_records_its_format_and_batch_execution(
+    recipe: str, model_file: str, model_format: str, mode: str, reference_models: dict[str, str]
+) -> None:
+    stored = bentoml.models.get(reference_models[recipe])
+    metadata = stored.info.metadata
+    loaded = load_from_store(reference_models[recipe])
+
+    assert metadata["model_format"] == model_format
+    assert metadata["model_file"] == model_file
+    assert metadata["execution"]["mode"] == mode
+    assert metadata["batch_invariant"] is (mode == "batched")
+    # The loader serves what the export recorded, on the kernels that recorded it.
+    assert loaded.execution.mode == mode
+    assert list(loaded.execution.shapes) == metadata["execution"]["shapes"]
+    if mode == "padded":
+        assert metadata["execution"]["shapes"], "padded execution names its shapes"
+
+
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_golden_outputs_and_metrics_match_the_committed_fixture(
     recipe: str, reference_models: dict[str, str]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from services.artifact.adapters import FRAMEWORKS, get_adapter
-from services.artifact.adapters.base import check_width, predict_rowwise
+from services.artifact.adapters.base import check_width
+from services.artifact.execution import measure_execution
 from services.errors import InvalidFeatureSchema, ModelNotLoaded
 from tests.utils.factories import encoded, tiny_frame, write_model
 
@@ -21,24 +22,33 @@ def test_saved_model_loads_and_returns_probabilities(framework: str, tmp_path: P
     assert np.allclose(probabilities.sum(axis=1), 1.0)
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_rowwise_predictor_matches_single_row_calls(framework: str, tmp_path: Path) -> None:
-    predictor = get_adapter(framework).load(write_model(framework, tmp_path), rowwise=True)
-    x, _ = encoded(tiny_frame(rows=33, seed=2))
-
-    batched = predictor.predict_proba(x)
-
-    assert np.array_equal(
-        batched, np.concatenate([predictor.predict_proba(x[i : i + 1]) for i in range(len(x))])
-    )
-
-
 @pytest.mark.parametrize("framework", ["sklearn", "xgboost"])
 def test_tree_models_are_batch_invariant(framework: str, tmp_path: Path) -> None:
     predictor = get_adapter(framework).load(write_model(framework, tmp_path))
     x, _ = encoded(tiny_frame(rows=257, seed=3))
+    alone = np.concatenate([predictor.predict_proba(x[i : i + 1]) for i in range(len(x))])
 
-    assert np.array_equal(predictor.predict_proba(x), predict_rowwise(predictor.predict_proba, x))
+    assert np.array_equal(predictor.predict_proba(x), alone)
+    record = measure_execution(predictor.predict_proba, x[:16])
+    assert record is not None
+    assert record.mode == "batched"
+
+
+@pytest.mark.parametrize(
+    ("framework", "name", "model_format"),
+    [
+        ("sklearn", "model.joblib", "joblib"),
+        ("xgboost", "model.json", "xgboost-json"),
+        ("torch", "model.pt2", "torch.export"),
+    ],
+)
+def test_save_writes_the_supported_format(
+    framework: str, name: str, model_format: str, tmp_path: Path
+) -> None:
+    path = write_model(framework, tmp_path)
+
+    assert path.name == name
+    assert get_adapter(framework).model_format(path.name) == model_format
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -55,7 +65,8 @@ def test_matching_width_passes(framework: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("framework", "suffix"), [("sklearn", ".joblib"), ("xgboost", ".json"), ("torch", ".pt")]
+    ("framework", "suffix"),
+    [("sklearn", ".joblib"), ("xgboost", ".json"), ("torch", ".pt2"), ("torch", ".pt")],
 )
 def test_garbage_file_does_not_load(framework: str, suffix: str, tmp_path: Path) -> None:
     path = tmp_path / f"model{suffix}"
@@ -94,3 +105,7 @@ def test_artifact_name_checks_the_suffix() -> None:
     with pytest.raises(InvalidFeatureSchema, match=r"\.json, \.ubj"):
         get_adapter("xgboost").artifact_name(Path("model.pkl"))
     assert get_adapter("xgboost").artifact_name(Path("booster.UBJ")) == "model.ubj"
+    assert get_adapter("torch").artifact_name(Path("net.pt2")) == "model.pt2"
+    assert get_adapter("torch").artifact_name(Path("net.pt")) == "model.pt"
+    with pytest.raises(InvalidFeatureSchema, match=r"\.pt2, \.pt"):
+        get_adapter("torch").artifact_name(Path("net.pth"))
