@@ -17,7 +17,8 @@ from tests.utils.gateway import gateway_client
 from tests.utils.redis_server import throwaway_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-TIGHT = RateLimitSettings(enabled=True, inference_rate=0.5, inference_burst=3)
+# One token per 50 s: the few requests a test sends never see a refill, however slow the machine.
+TIGHT = RateLimitSettings(enabled=True, inference_rate=0.02, inference_burst=3)
 
 
 def _body(tag: str) -> dict[str, Any]:
