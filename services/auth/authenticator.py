@@ -1,28 +1,53 @@
-"""Who is calling: a JWT (ours or an external OAuth2 provider's) or an API key."""
+"""Who is calling: a JWT (ours or an external OAuth2 provider's) or an API key.
+
+Revocation: every credential of ours is checked against the account as it is now, on every
+request, with one indexed read (no cache, so no staleness on any worker or replica). Our JWTs
+carry the user's id and credential epoch; any change to the account (deactivation, scopes,
+password, deletion) replaces or removes the epoch, so tokens issued before stop working on the
+next request. API keys are looked up with their owner on every request the same way. Tokens of
+an external RS256 provider have no local account: they live until they expire, as the
+provider issued them.
+"""
 
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories import users as repository
-from services.auth.credentials import TokenSigner, api_key_prefix, digests_match, token_scopes
+from services.auth.credentials import (
+    EPOCH_CLAIM,
+    TokenSigner,
+    api_key_prefix,
+    digests_match,
+    token_scopes,
+)
 from services.auth.principal import Principal
 
 logger = logging.getLogger("services.auth")
+T = TypeVar("T")
 
 
 class AuthenticationFailed(Exception):
     """No valid credential; the reason is for the log, never for the client."""
 
 
+class AccountsUnavailable(Exception):
+    """The account behind a credential could not be read (the database failed): retryable."""
+
+
 class Authenticator:
-    """Checks bearer tokens and API keys; API key revocation is read from the database."""
+    """Checks bearer tokens and API keys against the accounts behind them."""
 
     def __init__(
         self, signer: TokenSigner, sessions: async_sessionmaker[AsyncSession] | None
     ) -> None:
         self.signer = signer
+        # None only where persistence is off (benchmarks; production refuses it): then our
+        # tokens are checked by signature alone and API keys are refused.
         self.sessions = sessions
 
     async def authenticate(self, credential: str) -> Principal:
@@ -32,14 +57,40 @@ class Authenticator:
             claims = self.signer.verify(credential)
         except jwt.InvalidTokenError as exc:
             raise AuthenticationFailed(f"jwt: {type(exc).__name__}") from None
-        return Principal(subject=str(claims["sub"]), scopes=token_scopes(claims), method="jwt")
+        scopes = token_scopes(claims)
+        if self.signer.issues_tokens and self.sessions is not None:
+            scopes = await self._current_scopes(claims, scopes)
+        return Principal(subject=str(claims["sub"]), scopes=scopes, method="jwt")
+
+    async def _current_scopes(
+        self, claims: dict[str, Any], granted: frozenset[str]
+    ) -> frozenset[str]:
+        """The token's scopes, if the account behind it is unchanged since it was issued."""
+        try:
+            user_id = uuid.UUID(hex=str(claims["uid"]))
+            epoch = str(claims[EPOCH_CLAIM])
+        except (KeyError, ValueError):
+            raise AuthenticationFailed("jwt: not bound to an account") from None
+        state = await self._read(
+            lambda session: repository.account_state(session=session, user_id=user_id)
+        )
+        if state is None:
+            raise AuthenticationFailed("jwt: account deleted")
+        if not state.is_active or state.credential_epoch != epoch:
+            raise AuthenticationFailed("jwt: account changed since the token was issued")
+        if state.username != claims["sub"]:
+            raise AuthenticationFailed("jwt: subject does not match the account")
+        # The epoch changes with the scopes; the intersection holds even if someone edits the
+        # table by hand and forgets the epoch.
+        return granted & frozenset(state.scopes)
 
     async def _api_key(self, secret: str) -> Principal:
         prefix = api_key_prefix(secret)
         if self.sessions is None or prefix is None:
             raise AuthenticationFailed("api keys need the database")
-        async with self.sessions() as session:
-            found = await repository.find_api_key(session=session, prefix=prefix)
+        found = await self._read(
+            lambda session: repository.find_api_key(session=session, prefix=prefix)
+        )
         if found is None:
             raise AuthenticationFailed("api key: unknown prefix")
         key, user = found
@@ -51,3 +102,15 @@ class Authenticator:
         return Principal(
             subject=user.username, scopes=scopes, method="api_key", key_prefix=key.prefix
         )
+
+    async def _read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run one read in a fresh session; any database failure is AccountsUnavailable."""
+        assert self.sessions is not None
+        try:
+            async with self.sessions() as session:
+                return await query(session)
+        except Exception as exc:
+            # SQLAlchemy's errors, and the driver's own (asyncpg raises CannotConnectNowError
+            # while PostgreSQL starts): the credential can be neither accepted nor refused.
+            logger.error("account lookup failed: %r", exc)
+            raise AccountsUnavailable(type(exc).__name__) from exc

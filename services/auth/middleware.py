@@ -12,7 +12,7 @@ from typing import Protocol
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.auth.authenticator import AuthenticationFailed, Authenticator
+from services.auth.authenticator import AccountsUnavailable, AuthenticationFailed, Authenticator
 from services.auth.principal import authenticate_scope
 from services.auth.scopes import ADMIN
 from services.http.asgi import send_error
@@ -20,14 +20,8 @@ from services.http.context import runtime_in
 
 logger = logging.getLogger("services.auth")
 API_PREFIX = "/api/v1"
-OPEN_PATHS = frozenset(
-    {
-        f"{API_PREFIX}/auth/token",
-        f"{API_PREFIX}/docs",
-        f"{API_PREFIX}/docs/oauth2-redirect",
-        f"{API_PREFIX}/openapi.json",
-    }
-)
+DOCS_PATH = f"{API_PREFIX}/docs"
+OPEN_PATHS = frozenset({f"{API_PREFIX}/auth/token", DOCS_PATH, f"{API_PREFIX}/openapi.json"})
 CHALLENGE = 'Bearer realm="model-packaging"'
 
 
@@ -40,7 +34,11 @@ class AuthRuntime(Protocol):
 
 def is_protected(path: str) -> bool:
     """Whether `path` needs a credential (every /api/v1 route but the token route and docs)."""
-    return (path.startswith(f"{API_PREFIX}/") or path == API_PREFIX) and path not in OPEN_PATHS
+    return (
+        (path.startswith(f"{API_PREFIX}/") or path == API_PREFIX)
+        and path not in OPEN_PATHS
+        and not path.startswith(f"{DOCS_PATH}/")
+    )
 
 
 class AuthMiddleware:
@@ -77,6 +75,15 @@ class AuthMiddleware:
             logger.info("authentication failed: %s", exc)
             await _unauthorized(
                 send, "The credential is invalid, expired or revoked.", error="invalid_token"
+            )
+            return
+        except AccountsUnavailable:
+            await send_error(
+                send,
+                503,
+                "database_unavailable",
+                "The credential cannot be checked right now; retry shortly.",
+                headers=[(b"retry-after", b"1")],
             )
             return
         authenticate_scope(scope, caller)

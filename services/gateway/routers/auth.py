@@ -60,7 +60,9 @@ async def issue_token(
     wanted = form.scopes or list(user.scopes)
     if not set(wanted) <= set(user.scopes):
         raise InvalidScope("the requested scope exceeds what this user holds")
-    token, expires_in = runtime.signer.issue(subject=user.username, scopes=wanted)
+    token, expires_in = runtime.signer.issue(
+        subject=user.username, scopes=wanted, user_id=user.id, epoch=user.credential_epoch
+    )
     return JSONResponse(
         {"access_token": token, "token_type": "bearer", "expires_in": expires_in},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
