@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import User
 from db.repositories import users as repository
 from services.auth.credentials import hash_password, new_credential_epoch
+from services.auth.epochs import GONE, CredentialEpochs
 from services.auth.scopes import ADMIN
 from services.errors import Conflict, NotFound
 
@@ -49,20 +50,26 @@ async def bootstrap_admin(
 
 async def change_user(
     sessions: async_sessionmaker[AsyncSession],
+    epochs: CredentialEpochs | None,
     user_id: uuid.UUID,
     *,
     password: str | None = None,
     scopes: list[str] | None = None,
     is_active: bool | None = None,
 ) -> User:
-    """Apply the changes; tokens issued before stop working. NotFound for no such user."""
+    """Apply the changes; tokens issued before stop working on every worker at once.
+    NotFound for no such user."""
     # Argon2 takes tens of milliseconds of CPU: off the event loop.
-    password_hash = await asyncio.to_thread(hash_password, password) if password is not None else None
+    password_hash = (
+        await asyncio.to_thread(hash_password, password) if password is not None else None
+    )
+    if epochs is not None:
+        await epochs.before_change(user_id)
     async with sessions() as session, session.begin():
         user = await repository.get_user(session=session, user_id=user_id)
         if user is None:
             raise NotFound(f"no user {user_id}")
-        return await repository.update_user(
+        user = await repository.update_user(
             session=session,
             user=user,
             now=datetime.now(UTC),
@@ -71,12 +78,21 @@ async def change_user(
             scopes=sorted(set(scopes)) if scopes is not None else None,
             is_active=is_active,
         )
+    if epochs is not None:
+        await epochs.after_change(user_id, user.credential_epoch if user.is_active else GONE)
+    return user
 
 
-async def delete_user(sessions: async_sessionmaker[AsyncSession], user_id: uuid.UUID) -> None:
+async def delete_user(
+    sessions: async_sessionmaker[AsyncSession], epochs: CredentialEpochs | None, user_id: uuid.UUID
+) -> None:
     """Remove the user, its API keys (cascade) and so every credential; NotFound if absent."""
+    if epochs is not None:
+        await epochs.before_change(user_id)
     async with sessions() as session, session.begin():
         user = await repository.get_user(session=session, user_id=user_id)
         if user is None:
             raise NotFound(f"no user {user_id}")
         await repository.delete_user(session=session, user=user)
+    if epochs is not None:
+        await epochs.after_change(user_id, GONE)

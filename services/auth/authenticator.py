@@ -1,12 +1,12 @@
 """Who is calling: a JWT (ours or an external OAuth2 provider's) or an API key.
 
 Revocation: every credential of ours is checked against the account as it is now, on every
-request, with one indexed read (no cache, so no staleness on any worker or replica). Our JWTs
-carry the user's id and credential epoch; any change to the account (deactivation, scopes,
-password, deletion) replaces or removes the epoch, so tokens issued before stop working on the
-next request. API keys are looked up with their owner on every request the same way. Tokens of
-an external RS256 provider have no local account: they live until they expire, as the
-provider issued them.
+request. Our JWTs carry the user's id and credential epoch; any change to the account
+(deactivation, scopes, password, deletion) replaces the epoch, so tokens issued before stop
+working on the next request, on every worker (services.auth.epochs: one Redis GET, or one
+indexed database read without Redis). API keys are read with their owner from the database on
+every request. Tokens of an external RS256 provider have no local account: they live until they
+expire, as the provider issued them.
 """
 
 import logging
@@ -25,6 +25,7 @@ from services.auth.credentials import (
     digests_match,
     token_scopes,
 )
+from services.auth.epochs import GONE, AccountsUnavailable, CredentialEpochs
 from services.auth.principal import Principal
 
 logger = logging.getLogger("services.auth")
@@ -35,20 +36,20 @@ class AuthenticationFailed(Exception):
     """No valid credential; the reason is for the log, never for the client."""
 
 
-class AccountsUnavailable(Exception):
-    """The account behind a credential could not be read (the database failed): retryable."""
-
-
 class Authenticator:
     """Checks bearer tokens and API keys against the accounts behind them."""
 
     def __init__(
-        self, signer: TokenSigner, sessions: async_sessionmaker[AsyncSession] | None
+        self,
+        signer: TokenSigner,
+        sessions: async_sessionmaker[AsyncSession] | None,
+        epochs: CredentialEpochs | None = None,
     ) -> None:
         self.signer = signer
-        # None only where persistence is off (benchmarks; production refuses it): then our
-        # tokens are checked by signature alone and API keys are refused.
+        # Both None only where persistence is off (benchmarks; production refuses it): then
+        # our tokens are checked by signature alone and API keys are refused.
         self.sessions = sessions
+        self.epochs = epochs
 
     async def authenticate(self, credential: str) -> Principal:
         if api_key_prefix(credential) is not None:
@@ -57,32 +58,24 @@ class Authenticator:
             claims = self.signer.verify(credential)
         except jwt.InvalidTokenError as exc:
             raise AuthenticationFailed(f"jwt: {type(exc).__name__}") from None
-        scopes = token_scopes(claims)
-        if self.signer.issues_tokens and self.sessions is not None:
-            scopes = await self._current_scopes(claims, scopes)
-        return Principal(subject=str(claims["sub"]), scopes=scopes, method="jwt")
+        if self.signer.issues_tokens and self.epochs is not None:
+            await self._check_account(claims, self.epochs)
+        return Principal(subject=str(claims["sub"]), scopes=token_scopes(claims), method="jwt")
 
-    async def _current_scopes(
-        self, claims: dict[str, Any], granted: frozenset[str]
-    ) -> frozenset[str]:
-        """The token's scopes, if the account behind it is unchanged since it was issued."""
+    @staticmethod
+    async def _check_account(claims: dict[str, Any], epochs: CredentialEpochs) -> None:
+        """Refuse a token whose account changed (or went) since it was issued. Scopes change
+        the epoch too, so an unchanged epoch means the token's scopes still hold."""
         try:
             user_id = uuid.UUID(hex=str(claims["uid"]))
             epoch = str(claims[EPOCH_CLAIM])
         except (KeyError, ValueError):
             raise AuthenticationFailed("jwt: not bound to an account") from None
-        state = await self._read(
-            lambda session: repository.account_state(session=session, user_id=user_id)
-        )
-        if state is None:
-            raise AuthenticationFailed("jwt: account deleted")
-        if not state.is_active or state.credential_epoch != epoch:
+        current = await epochs.current(user_id)
+        if current == GONE:
+            raise AuthenticationFailed("jwt: account deleted or deactivated")
+        if current != epoch:
             raise AuthenticationFailed("jwt: account changed since the token was issued")
-        if state.username != claims["sub"]:
-            raise AuthenticationFailed("jwt: subject does not match the account")
-        # The epoch changes with the scopes; the intersection holds even if someone edits the
-        # table by hand and forgets the epoch.
-        return granted & frozenset(state.scopes)
 
     async def _api_key(self, secret: str) -> Principal:
         prefix = api_key_prefix(secret)

@@ -12,7 +12,8 @@ from typing import Protocol
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.auth.authenticator import AccountsUnavailable, AuthenticationFailed, Authenticator
+from services.auth.authenticator import AuthenticationFailed, Authenticator
+from services.auth.epochs import AccountsUnavailable
 from services.auth.principal import authenticate_scope
 from services.auth.scopes import ADMIN
 from services.http.asgi import send_error

@@ -7,9 +7,11 @@ from fastapi import APIRouter, Query, Response
 
 from db.repositories import users as repository
 from services.auth.accounts import change_user, create_user, delete_user
+from services.auth.epochs import CredentialEpochs
 from services.auth.scopes import ADMIN
-from services.gateway.dependencies import StoreDep, require
+from services.gateway.dependencies import RuntimeDep, StoreDep, require
 from services.gateway.query import PageQuery
+from services.gateway.runtime import GatewayRuntime
 from services.gateway.schemas import ERROR_RESPONSES, UserCreate, UserPublic, UserUpdate
 from services.http.envelope import Envelope, PageEnvelope, success
 
@@ -40,9 +42,12 @@ async def list_all(store: StoreDep, page: Annotated[PageQuery, Query()]) -> dict
     response_model=Envelope[UserPublic],
     summary="Change a user (tokens issued before stop working at once)",
 )
-async def change(user_id: uuid.UUID, body: UserUpdate, store: StoreDep) -> dict[str, Any]:
+async def change(
+    user_id: uuid.UUID, body: UserUpdate, store: StoreDep, runtime: RuntimeDep
+) -> dict[str, Any]:
     user = await change_user(
         store.sessions,
+        _epochs(runtime),
         user_id,
         password=body.password,
         scopes=body.scopes,
@@ -57,6 +62,12 @@ async def change(user_id: uuid.UUID, body: UserUpdate, store: StoreDep) -> dict[
     response_class=Response,
     summary="Delete a user and its API keys (every credential stops at once)",
 )
-async def remove(user_id: uuid.UUID, store: StoreDep) -> Response:
-    await delete_user(store.sessions, user_id)
+async def remove(user_id: uuid.UUID, store: StoreDep, runtime: RuntimeDep) -> Response:
+    await delete_user(store.sessions, _epochs(runtime), user_id)
     return Response(status_code=204)
+
+
+def _epochs(runtime: GatewayRuntime) -> CredentialEpochs | None:
+    """Where account changes are published (None when auth is off)."""
+    authenticator = runtime.authenticator
+    return authenticator.epochs if authenticator is not None else None

@@ -5,15 +5,19 @@ credential (a JWT from the token route, an API key). The two-worker case is in
 tests/e2e/test_revocation_server.py.
 """
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from services.auth.settings import AuthSettings
+from services.redis_client import RedisSettings
+from tests.integration.auth.conftest import REDIS_URL
 from tests.utils.accounts import PASSWORD, Account, new_account
 from tests.utils.databases import PG_HOST, PG_PORT
 from tests.utils.gateway import gateway_client
+from tests.utils.redis_server import throwaway_redis
 from tests.utils.tcp_proxy import cuttable_proxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -25,6 +29,14 @@ CHANGES: dict[str, dict[str, Any] | None] = {
     "password changed": {"password": NEW_PASSWORD},
     "deleted": None,
 }
+
+
+@pytest.fixture(params=["database", "redis"])
+def epochs(request: pytest.FixtureRequest) -> RedisSettings:
+    """Where the gateway reads credential epochs: the database (no Redis), or the Redis copy."""
+    if request.param == "redis":
+        return RedisSettings(url=REDIS_URL, cache_enabled=False)
+    return RedisSettings(cache_enabled=False)
 
 
 async def _change(client: httpx.AsyncClient, root: Account, victim: str, change: str) -> None:
@@ -60,11 +72,11 @@ async def _password_token(client: httpx.AsyncClient, username: str, password: st
 
 @pytest.mark.parametrize("change", list(CHANGES))
 async def test_a_token_issued_before_an_account_change_stops_on_the_next_request(
-    change: str, auth_db: str, auth: AuthSettings, unique: str
+    change: str, auth_db: str, auth: AuthSettings, epochs: RedisSettings, unique: str
 ) -> None:
     root = await new_account(auth_db, auth, f"root-{unique}", ["admin"])
     victim = await new_account(auth_db, auth, f"victim-{unique}", ["admin"])
-    async with gateway_client([], db_url=auth_db, auth=auth) as (client, _):
+    async with gateway_client([], db_url=auth_db, auth=auth, redis=epochs) as (client, _):
         token = await _password_token(client, victim.username, PASSWORD)
         headers = {"Authorization": f"Bearer {token}"}
         before = await _as_admin(client, headers, f"made-before-{unique}")
@@ -84,11 +96,11 @@ async def test_a_token_issued_before_an_account_change_stops_on_the_next_request
 
 @pytest.mark.parametrize("change", list(CHANGES))
 async def test_what_the_account_may_do_after_the_change_with_a_new_token(
-    change: str, auth_db: str, auth: AuthSettings, unique: str
+    change: str, auth_db: str, auth: AuthSettings, epochs: RedisSettings, unique: str
 ) -> None:
     root = await new_account(auth_db, auth, f"root-{unique}", ["admin"])
     victim = await new_account(auth_db, auth, f"victim-{unique}", ["admin"])
-    async with gateway_client([], db_url=auth_db, auth=auth) as (client, _):
+    async with gateway_client([], db_url=auth_db, auth=auth, redis=epochs) as (client, _):
         await _change(client, root, str(victim.id), change)
         password = NEW_PASSWORD if change == "password changed" else PASSWORD
         issued = await client.post(
@@ -112,11 +124,11 @@ async def test_what_the_account_may_do_after_the_change_with_a_new_token(
 
 @pytest.mark.parametrize("change", list(CHANGES))
 async def test_an_api_key_follows_its_owner(
-    change: str, auth_db: str, auth: AuthSettings, unique: str
+    change: str, auth_db: str, auth: AuthSettings, epochs: RedisSettings, unique: str
 ) -> None:
     root = await new_account(auth_db, auth, f"root-{unique}", ["admin"])
     owner = await new_account(auth_db, auth, f"owner-{unique}", ["admin"])
-    async with gateway_client([], db_url=auth_db, auth=auth) as (client, _):
+    async with gateway_client([], db_url=auth_db, auth=auth, redis=epochs) as (client, _):
         created = await client.post(
             "/api/v1/api-keys", headers=root.headers, json={"name": "k", "user_id": str(owner.id)}
         )
@@ -138,13 +150,13 @@ async def test_an_api_key_follows_its_owner(
 
 
 async def test_a_change_made_through_one_gateway_is_seen_by_another_at_once(
-    auth_db: str, auth: AuthSettings, unique: str
+    auth_db: str, auth: AuthSettings, epochs: RedisSettings, unique: str
 ) -> None:
     root = await new_account(auth_db, auth, f"root-{unique}", ["admin"])
     victim = await new_account(auth_db, auth, f"victim-{unique}", ["admin"])
     async with (
-        gateway_client([], db_url=auth_db, auth=auth) as (first, _),
-        gateway_client([], db_url=auth_db, auth=auth) as (second, _),
+        gateway_client([], db_url=auth_db, auth=auth, redis=epochs) as (first, _),
+        gateway_client([], db_url=auth_db, auth=auth, redis=epochs) as (second, _),
     ):
         before = (await second.get("/api/v1/users", headers=victim.headers)).status_code
         await _change(first, root, str(victim.id), "scopes removed")
@@ -174,3 +186,32 @@ async def test_a_database_outage_during_the_check_is_503_not_401_or_500(
     assert down.json()["error"]["code"] == "database_unavailable"
     assert down.headers["retry-after"] == "1"
     assert back.status_code == 200
+
+
+async def test_redis_down_checks_fall_back_to_the_database_and_changes_wait_for_redis(
+    tmp_path: Path, auth_db: str, auth: AuthSettings, unique: str
+) -> None:
+    root = await new_account(auth_db, auth, f"root-{unique}", ["admin"])
+    victim = await new_account(auth_db, auth, f"victim-{unique}", ["admin"])
+    with throwaway_redis(tmp_path) as redis_server:
+        settings = RedisSettings(
+            url=redis_server.url, cache_enabled=False, timeout_s=0.2, retry_after_failure_s=0.0
+        )
+        async with gateway_client([], db_url=auth_db, auth=auth, redis=settings) as (client, _):
+            cached = (await client.get("/api/v1/users", headers=victim.headers)).status_code
+            redis_server.stop()
+            # Reads fall back to the database; a change that cannot drop the shared copy is
+            # refused before anything is committed (another worker could keep using the copy).
+            while_down = (await client.get("/api/v1/users", headers=victim.headers)).status_code
+            refused = await client.patch(
+                f"/api/v1/users/{victim.id}", headers=root.headers, json={"is_active": False}
+            )
+            redis_server.start()
+            applied = await client.patch(
+                f"/api/v1/users/{victim.id}", headers=root.headers, json={"is_active": False}
+            )
+            after = (await client.get("/api/v1/users", headers=victim.headers)).status_code
+
+    assert (cached, while_down) == (200, 200)
+    assert refused.status_code == 503
+    assert (applied.status_code, after) == (200, 401)
