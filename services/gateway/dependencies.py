@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
+from services.auth.middleware import API_PREFIX
 from services.auth.principal import Principal, authorize, principal_of
 from services.auth.scopes import ADMIN, MODELS_READ, PREDICTIONS_READ, PREDICTIONS_WRITE
 from services.errors import ModelNotLoaded, ServiceUnavailable
@@ -14,9 +15,10 @@ from services.persistence import PredictionStore
 from services.pipeline.prediction_service import PredictionService
 
 # Declared for the OpenAPI document (Swagger's Authorize button); the auth middleware has
-# already checked the credential, so neither refuses a request by itself.
+# already checked the credential, so neither refuses a request by itself. The token URL is
+# absolute: a relative one resolves against the server URL (/api/v1) to /api/auth/token.
 BEARER = OAuth2PasswordBearer(
-    tokenUrl="auth/token",
+    tokenUrl=f"{API_PREFIX}/auth/token",
     scopes={
         PREDICTIONS_WRITE: "create and label predictions",
         PREDICTIONS_READ: "read the prediction log",

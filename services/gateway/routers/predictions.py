@@ -18,6 +18,7 @@ from services.gateway.dependencies import CallerDep, PredictionServiceDep, Store
 from services.gateway.query import PredictionFilters, PredictionListQuery
 from services.gateway.schemas import (
     ERROR_RESPONSES,
+    JSON_BODY_RESPONSES,
     LabelUpdate,
     PredictionCreate,
     PredictionRecord,
@@ -37,6 +38,7 @@ router = APIRouter(prefix="/predictions", tags=["predictions"], responses=ERROR_
     summary="Predict one or more rows with one model",
     description="Send `Cache-Control: no-cache` to bypass the result cache.",
     dependencies=[require(PREDICTIONS_WRITE)],
+    responses=JSON_BODY_RESPONSES,
 )
 async def create_predictions(
     body: PredictionCreate, service: PredictionServiceDep, caller: CallerDep, request: Request
@@ -111,6 +113,7 @@ async def get_prediction(prediction_id: uuid.UUID, store: StoreDep) -> dict[str,
     response_model=Envelope[PredictionRecord],
     summary="Record the ground-truth label",
     dependencies=[require(PREDICTIONS_WRITE)],
+    responses=JSON_BODY_RESPONSES,
 )
 async def label_prediction(
     prediction_id: uuid.UUID, body: LabelUpdate, store: StoreDep

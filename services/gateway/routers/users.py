@@ -12,7 +12,14 @@ from services.auth.scopes import ADMIN
 from services.gateway.dependencies import RuntimeDep, StoreDep, require
 from services.gateway.query import PageQuery
 from services.gateway.runtime import GatewayRuntime
-from services.gateway.schemas import ERROR_RESPONSES, UserCreate, UserPublic, UserUpdate
+from services.gateway.schemas import (
+    ERROR_RESPONSES,
+    JSON_BODY_RESPONSES,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+    error_responses,
+)
 from services.http.envelope import Envelope, PageEnvelope, success
 
 router = APIRouter(
@@ -20,7 +27,13 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=201, response_model=Envelope[UserPublic], summary="Create a user")
+@router.post(
+    "",
+    status_code=201,
+    response_model=Envelope[UserPublic],
+    summary="Create a user",
+    responses={**JSON_BODY_RESPONSES, **error_responses(409)},
+)
 async def create(body: UserCreate, store: StoreDep) -> dict[str, Any]:
     user = await create_user(
         store.sessions, username=body.username, password=body.password, scopes=body.scopes
@@ -40,6 +53,7 @@ async def list_all(store: StoreDep, page: Annotated[PageQuery, Query()]) -> dict
 @router.patch(
     "/{user_id}",
     response_model=Envelope[UserPublic],
+    responses=JSON_BODY_RESPONSES,
     summary="Change a user (tokens issued before stop working at once)",
 )
 async def change(

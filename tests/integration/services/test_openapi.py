@@ -1,23 +1,86 @@
-"""API first: the committed OpenAPI document is exactly what the running gateway serves."""
+"""API first: the committed OpenAPI document is exactly what the running gateway serves, but for
+`PredictionCreate`, which a gateway refines into one request shape per served model."""
 
 import difflib
 import json
 from typing import Any
 
+import bentoml
+import jsonschema
 import pytest
 from starlette.testclient import TestClient
 
-from tests.utils.openapi import OPENAPI_PATH, REGENERATE, render
+from services.gateway.openapi import with_served_models
+from tests.utils.openapi import OPENAPI_PATH, REGENERATE, render, served_document
 
 pytestmark = pytest.mark.integration
 
 
-def test_committed_openapi_document_matches_the_served_one(gateway_http: TestClient) -> None:
+def _committed() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    return document
+
+
+def _served(gateway_http: TestClient) -> dict[str, Any]:
     response = gateway_http.get("/api/v1/openapi.json")
     assert response.status_code == 200
-    served = response.json()
-    committed = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    document: dict[str, Any] = response.json()
+    return document
 
+
+def test_committed_openapi_document_matches_the_api_contract() -> None:
+    """The committed document is what `make openapi` writes from the routes and schemas."""
+    _assert_same(_committed(), served_document())
+
+
+def test_the_served_document_is_the_committed_one_refined_for_the_served_models(
+    gateway_http: TestClient,
+) -> None:
+    from services.service import RUNTIME
+
+    runtime = RUNTIME.runtime
+    assert runtime is not None
+    committed, served = _committed(), _served(gateway_http)
+
+    _assert_same(with_served_models(committed, runtime.catalog.all(), runtime.settings), served)
+    # The refinement touches PredictionCreate only: everything else is served as committed.
+    refined = {name for name in served["components"]["schemas"] if name.startswith("Prediction")}
+    unchanged = set(served["components"]["schemas"]) - refined
+    assert {k: v for k, v in served.items() if k != "components"} == {
+        k: v for k, v in committed.items() if k != "components"
+    }
+    assert {n: served["components"]["schemas"][n] for n in unchanged} == {
+        n: committed["components"]["schemas"][n] for n in unchanged
+    }
+
+
+def test_each_served_model_has_its_request_shape(
+    gateway_http: TestClient, reference_models: dict[str, str]
+) -> None:
+    served = _served(gateway_http)
+    schemas = served["components"]["schemas"]
+    variants = [v["$ref"].rsplit("/", 1)[1] for v in schemas["PredictionCreate"]["oneOf"]]
+    resolver = {"components": served["components"], **schemas["PredictionCreate"]}
+
+    assert sorted(variants) == sorted(f"PredictionCreate.{name}" for name in reference_models)
+    for name, tag in reference_models.items():
+        golden = bentoml.models.get(tag).info.metadata["golden_examples"]["inputs"]
+        body = {"model": name, "inputs": golden[:3]}
+        # A golden row fits its own model's shape, and only that one (oneOf).
+        jsonschema.validate(body, resolver)
+        jsonschema.validate({**body, "model": tag}, resolver)
+        for other in reference_models:
+            if other != name:
+                with pytest.raises(jsonschema.ValidationError):
+                    jsonschema.validate({**body, "model": other}, resolver)
+        row = schemas[f"PredictionCreate.{name}"]["properties"]["inputs"]["items"]
+        feature = next(n for n, s in row["properties"].items() if "maximum" in s)
+        too_big = {**golden[0], feature: row["properties"][feature]["maximum"] + 1}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"model": name, "inputs": [too_big]}, resolver)
+
+
+def _assert_same(committed: dict[str, Any], served: dict[str, Any]) -> None:
     if served != committed:
         diff = difflib.unified_diff(
             render(committed).splitlines(),
@@ -66,12 +129,37 @@ def test_committed_openapi_document_is_in_canonical_form() -> None:
     )
 
 
-def test_every_api_operation_documents_the_error_envelope() -> None:
-    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+def test_every_api_operation_documents_its_errors_in_the_envelope() -> None:
+    """Every error is the envelope, but the token endpoint's own 400 (RFC 6749 section 5.2)."""
+    document = _committed()
 
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            error = operation["responses"].get("422") or operation["responses"].get("404")
-            assert error is not None, f"{method.upper()} {path} documents no error response"
-            schema = error["content"]["application/json"]["schema"]
-            assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, (method, path)
+            name = f"{method.upper()} {path}"
+            errors = {s: r for s, r in operation["responses"].items() if not s.startswith("2")}
+            assert {"400", "500", "503"} <= set(errors), name
+            for status, response in errors.items():
+                schema = response["content"]["application/json"]["schema"]
+                expected = (
+                    "OAuthErrorResponse"
+                    if (name, status) == ("POST /auth/token", "400")
+                    else "ErrorEnvelope"
+                )
+                assert schema == {"$ref": f"#/components/schemas/{expected}"}, (name, status)
+
+
+def test_statuses_only_some_routes_answer_are_documented_where_they_happen() -> None:
+    document = _committed()
+    operations = {
+        f"{method.upper()} {path}": operation
+        for path, ops in document["paths"].items()
+        for method, operation in ops.items()
+    }
+
+    assert "409" in operations["POST /users"]["responses"]  # a taken username
+    for name, operation in operations.items():
+        takes_json = "application/json" in operation.get("requestBody", {}).get("content", {})
+        # A JSON body in another content type is a 415 saying what to send.
+        assert ("415" in operation["responses"]) == takes_json, name
+    token = operations["POST /auth/token"]["responses"]
+    assert "422" not in token  # its request errors are RFC 6749's 400s
