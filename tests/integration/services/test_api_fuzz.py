@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -35,7 +36,7 @@ from tests.utils.gateway import LifespanGateway
 from tests.utils.openapi import OPENAPI_PATH
 
 pytestmark = pytest.mark.integration
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 AUTH = AuthSettings(enabled=True, jwt_secret="fuzz-secret-" + "f" * 40)
 CHECKS = [
     not_a_server_error,
@@ -66,6 +67,32 @@ def api_schema(fuzz_database: str, reference_models: dict[str, str]) -> Iterator
         asgi.shutdown_lifespans()
 
 
+def _poison(case: schemathesis.Case) -> bool:
+    """Append a NUL to every string the case sends; whether there was any. Hypothesis seldom
+    draws one by itself. (Lone surrogates, which Schemathesis cannot serialize, have their own
+    tests in tests/integration/db/test_bad_inputs.py.)"""
+    changed = False
+
+    def poisoned(value: Any, marker: str) -> Any:
+        nonlocal changed
+        if isinstance(value, str):
+            changed = True
+            return value + marker
+        if isinstance(value, list):
+            return [poisoned(item, marker) for item in value]
+        if isinstance(value, dict):
+            return {key: poisoned(item, marker) for key, item in value.items()}
+        return value
+
+    if isinstance(case.body, (dict, list, str)):
+        case.body = poisoned(case.body, "\x00")
+    for part in ("query", "path_parameters"):
+        values = getattr(case, part)
+        if values:
+            setattr(case, part, poisoned(dict(values), "\x00"))
+    return changed
+
+
 def _operations() -> list[str]:
     """Every operation of the committed contract (the served document has the same ones)."""
     document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
@@ -93,6 +120,10 @@ def test_no_input_gets_an_undocumented_or_server_error(
     )
     def check(case: schemathesis.Case) -> None:
         statuses.add(case.call_and_validate(headers=admin.headers, checks=CHECKS).status_code)
+        if mode == GenerationMode.POSITIVE and _poison(case):
+            # The same valid request with every string carrying what no database stores: a
+            # string may hold anything by the schema, so the answer must still be documented.
+            case.call_and_validate(headers=admin.headers, checks=CHECKS)
 
     check()
     # Valid requests reach the real work (a 201 prediction, a created user...), not only 4xx:
