@@ -11,13 +11,10 @@ parameter space. Everything else is served exactly as committed.
 import copy
 from typing import Any
 
-import numpy as np
-
 from services.artifact.schema import FeatureSpec
 from services.catalog import ServedModel
+from services.pipeline.validation import FLOAT32_MAX
 from services.settings import ServingSettings
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # the largest value a model input can hold
 
 
 def with_served_models(

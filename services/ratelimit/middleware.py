@@ -50,7 +50,8 @@ class RateLimitMiddleware:
         if (
             limiter is None
             or not path.startswith(API_PREFIX)
-            or path.endswith(("/docs", "/openapi.json", "/oauth2-redirect"))
+            or path.endswith(("/docs", "/openapi.json"))
+            or path.startswith(f"{API_PREFIX}/docs/")
         ):
             await self.app(scope, receive, send)
             return
