@@ -58,6 +58,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     scopes: Mapped[list[str]] = mapped_column(JsonDocument)
     is_active: Mapped[bool] = mapped_column(Boolean)
+    # Random, replaced on every account change; our tokens carry it, so a change revokes them.
+    credential_epoch: Mapped[str] = mapped_column(String(32), server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -3,7 +3,8 @@ envelope, and every front door reports them the same way.
 
 AppError (500 internal_error)
 ├── BadRequest (400 bad_request)
-│   ├── InvalidGrant (400 invalid_grant)            OAuth2 token endpoint, RFC 6749 5.2
+│   ├── InvalidRequest (400 invalid_request)        OAuth2 token endpoint, RFC 6749 5.2
+│   ├── InvalidGrant (400 invalid_grant)
 │   ├── InvalidScope (400 invalid_scope)
 │   └── UnsupportedGrantType (400 unsupported_grant_type)
 ├── Unauthorized (401 unauthorized)
@@ -11,6 +12,7 @@ AppError (500 internal_error)
 ├── NotFound (404 not_found)
 │   └── ModelNotFound (404 model_not_found)
 ├── Conflict (409 conflict)
+├── UnsupportedMediaType (415 unsupported_media_type)
 ├── ValidationFailed (422 validation_error)
 ├── InvalidFeatureSchema (500 invalid_feature_schema)
 ├── ArtifactMismatch (500 artifact_mismatch)
@@ -40,6 +42,12 @@ class AppError(Exception):
 class BadRequest(AppError):
     status_code = 400
     error_code = "bad_request"
+
+
+class InvalidRequest(BadRequest):
+    """RFC 6749 5.2: a malformed token request (missing or repeated parameter, not a form)."""
+
+    error_code = "invalid_request"
 
 
 class InvalidGrant(BadRequest):
@@ -82,6 +90,13 @@ class ModelNotFound(NotFound):
 class Conflict(AppError):
     status_code = 409
     error_code = "conflict"
+
+
+class UnsupportedMediaType(AppError):
+    """A body in a content type the route does not take."""
+
+    status_code = 415
+    error_code = "unsupported_media_type"
 
 
 class ValidationFailed(AppError):

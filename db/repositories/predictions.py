@@ -5,7 +5,7 @@ reaches the database as a bound parameter.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -116,7 +116,7 @@ async def delete_prediction(*, session: AsyncSession, prediction_id: uuid.UUID) 
 
 async def stream_predictions(
     *, session: AsyncSession, query: PredictionQuery, batch_size: int = 500
-) -> AsyncIterator[Prediction]:
+) -> AsyncGenerator[Prediction, None]:
     """Every matching row, fetched in batches through a server-side cursor."""
     statement = (
         select(Prediction)

@@ -1,6 +1,7 @@
 """Users and their API keys."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import String, cast, func, select, update
@@ -15,7 +16,13 @@ class DuplicateUsername(Exception):
 
 
 async def create_user(
-    *, session: AsyncSession, username: str, password_hash: str, scopes: list[str], now: datetime
+    *,
+    session: AsyncSession,
+    username: str,
+    password_hash: str,
+    scopes: list[str],
+    credential_epoch: str,
+    now: datetime,
 ) -> User:
     user = User(
         id=uuid.uuid4(),
@@ -23,6 +30,7 @@ async def create_user(
         password_hash=password_hash,
         scopes=scopes,
         is_active=True,
+        credential_epoch=credential_epoch,
         created_at=now,
         updated_at=now,
     )
@@ -62,10 +70,13 @@ async def update_user(
     session: AsyncSession,
     user: User,
     now: datetime,
+    credential_epoch: str,
     password_hash: str | None = None,
     scopes: list[str] | None = None,
     is_active: bool | None = None,
 ) -> User:
+    """Apply the changes and the new credential epoch (which revokes the user's tokens)."""
+    user.credential_epoch = credential_epoch
     if password_hash is not None:
         user.password_hash = password_hash
     if scopes is not None:
@@ -75,6 +86,35 @@ async def update_user(
     user.updated_at = now
     await session.flush()
     return user
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What a token check needs to know about a user, read fresh."""
+
+    username: str
+    scopes: list[str]
+    is_active: bool
+    credential_epoch: str
+
+
+async def account_state(*, session: AsyncSession, user_id: uuid.UUID) -> AccountState | None:
+    """One primary-key read of the columns a token check needs; None when the user is gone."""
+    row = (
+        await session.execute(
+            select(User.username, User.scopes, User.is_active, User.credential_epoch).where(
+                User.id == user_id
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return AccountState(
+        username=row.username,
+        scopes=list(row.scopes),
+        is_active=row.is_active,
+        credential_epoch=row.credential_epoch,
+    )
 
 
 async def delete_user(*, session: AsyncSession, user: User) -> None:

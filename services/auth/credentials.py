@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 API_KEY_MARK = "mpk"
+EPOCH_CLAIM = "epoch"
 _HASHER = PasswordHasher()  # Argon2id with the library's recommended parameters
 
 
@@ -42,6 +43,11 @@ class NewApiKey:
     secret: str
     prefix: str
     digest: str
+
+
+def new_credential_epoch() -> str:
+    """A fresh random epoch for a user: tokens issued under any other one stop working."""
+    return secrets.token_hex(8)
 
 
 def new_api_key() -> NewApiKey:
@@ -78,13 +84,26 @@ class TokenSigner:
     audience: str
     ttl: timedelta
 
-    def issue(self, *, subject: str, scopes: list[str]) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds (HS256 deployments only)."""
+    @property
+    def issues_tokens(self) -> bool:
+        """Whether tokens are ours (HS256, local users) rather than an external provider's."""
+        return self.signing_key is not None
+
+    def issue(
+        self, *, subject: str, scopes: list[str], user_id: uuid.UUID, epoch: str
+    ) -> tuple[str, int]:
+        """A signed access token and its lifetime in seconds (HS256 deployments only).
+
+        `uid` and `epoch` bind it to the account as it is now: any later change to the account
+        replaces the epoch, and the token stops working on the next request.
+        """
         if self.signing_key is None:
             raise RuntimeError("this deployment verifies tokens but does not issue them")
         now = datetime.now(UTC)
         claims = {
             "sub": subject,
+            "uid": user_id.hex,
+            EPOCH_CLAIM: epoch,
             "scope": " ".join(scopes),
             "iat": now,
             "exp": now + self.ttl,

@@ -14,6 +14,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.auth.authenticator import AuthenticationFailed, Authenticator
+from services.auth.epochs import AccountsUnavailable
 from services.auth.principal import authenticate_scope
 from services.auth.scopes import ADMIN
 from services.http.asgi import send_error
@@ -23,14 +24,8 @@ from services.http.oip import OIP_OPEN_PATHS, is_oip
 logger = logging.getLogger("services.auth")
 API_PREFIX = "/api/v1"
 PREDICT_PATH = "/predict"  # the Gateway's @bentoml.api, for BentoML's HTTP clients
-OPEN_PATHS = frozenset(
-    {
-        f"{API_PREFIX}/auth/token",
-        f"{API_PREFIX}/docs",
-        f"{API_PREFIX}/docs/oauth2-redirect",
-        f"{API_PREFIX}/openapi.json",
-    }
-)
+DOCS_PATH = f"{API_PREFIX}/docs"
+OPEN_PATHS = frozenset({f"{API_PREFIX}/auth/token", DOCS_PATH, f"{API_PREFIX}/openapi.json"})
 CHALLENGE = 'Bearer realm="model-packaging"'
 
 
@@ -42,13 +37,18 @@ class AuthRuntime(Protocol):
 
 
 def is_protected(path: str) -> bool:
-    """Whether `path` needs a credential: every /api/v1 route but the token route and docs,
-    every /v2 route but the protocol's health, server metadata and docs, and /predict."""
+    """Whether `path` needs a credential: every /api/v1 route but the token route and docs
+    (with their assets), every /v2 route but the protocol's health, server metadata and docs,
+    and /predict."""
     if is_oip(path):
         return path not in OIP_OPEN_PATHS
     if path == PREDICT_PATH:
         return True
-    return (path.startswith(f"{API_PREFIX}/") or path == API_PREFIX) and path not in OPEN_PATHS
+    return (
+        (path.startswith(f"{API_PREFIX}/") or path == API_PREFIX)
+        and path not in OPEN_PATHS
+        and not path.startswith(f"{DOCS_PATH}/")
+    )
 
 
 class AuthMiddleware:
@@ -85,6 +85,15 @@ class AuthMiddleware:
             logger.info("authentication failed: %s", exc)
             await _unauthorized(
                 send, "The credential is invalid, expired or revoked.", error="invalid_token"
+            )
+            return
+        except AccountsUnavailable:
+            await send_error(
+                send,
+                503,
+                "database_unavailable",
+                "The credential cannot be checked right now; retry shortly.",
+                headers=[(b"retry-after", b"1")],
             )
             return
         authenticate_scope(scope, caller)

@@ -35,6 +35,13 @@ class AuthSettings(BaseSettings):
         description="Development only: a generated secret shared by this machine's workers.",
     )
     protect_metrics: bool = Field(default=False, description="Require admin scope on /metrics.")
+    epoch_cache_ttl_s: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="Lifetime of the Redis copy of each user's credential epoch. It bounds "
+        "staleness only if Redis fails in the middle of an account change.",
+    )
 
     def signing_secret(self, *, production: bool) -> str:
         """The HS256 secret; production refuses a missing or weak one."""

@@ -1,14 +1,19 @@
 """The /api/v1 FastAPI app: routers per resource, and every error as the envelope."""
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from services.errors import AppError, BadRequest, ValidationFailed
+from services.errors import AppError, BadRequest, UnsupportedMediaType, ValidationFailed
+from services.gateway.docs import add_docs
+from services.gateway.openapi import with_served_models
 from services.gateway.routers import api_keys, auth, models, predictions, users
+from services.gateway.runtime import GatewayRuntime
+from services.http.context import runtime_in
 from services.http.envelope import error_document, generic_error
 
 logger = logging.getLogger("services.gateway")
@@ -21,10 +26,16 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title=API_TITLE,
         version=API_VERSION,
-        docs_url="/docs",
+        docs_url=None,  # services.gateway.docs serves Swagger UI from local assets
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=None,  # served below, refined for the served models
     )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(served_openapi(app, request))
+
+    add_docs(app, title=API_TITLE)
     app.include_router(auth.router)
     app.include_router(predictions.router)
     app.include_router(models.router)
@@ -34,6 +45,19 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, _request_invalid)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     return app
+
+
+def served_openapi(app: FastAPI, request: Request) -> dict[str, Any]:
+    """The committed contract (`app.openapi()`, with the mount point as its server), refined
+    for the models this deployment serves (services.gateway.openapi)."""
+    document = dict(app.openapi())
+    root_path = request.scope.get("root_path", "").rstrip("/")
+    if root_path and root_path not in {s.get("url") for s in document.get("servers", [])}:
+        document["servers"] = [{"url": root_path}, *document.get("servers", [])]
+    runtime: GatewayRuntime | None = runtime_in(request.scope)
+    if runtime is None:
+        return document
+    return with_served_models(document, runtime.catalog.all(), runtime.settings)
 
 
 def error_response(exc: AppError) -> Response:
@@ -48,17 +72,26 @@ async def _app_error(_: Request, exc: AppError) -> Response:
     return error_response(exc)
 
 
-async def _request_invalid(_: Request, exc: RequestValidationError) -> Response:
-    return error_response(validation_error(exc))
+async def _request_invalid(request: Request, exc: RequestValidationError) -> Response:
+    return error_response(validation_error(exc, request.headers.get("content-type")))
 
 
-def validation_error(exc: RequestValidationError) -> AppError:
-    """FastAPI's validation errors as ours: a malformed body or query parameter is a 400 naming
-    it; fields of a well-formed body are a 422 listing every problem."""
+def validation_error(exc: RequestValidationError, content_type: str | None = None) -> AppError:
+    """FastAPI's validation errors as ours: a body in another content type is a 415 saying what
+    to send; a malformed body or query parameter is a 400 naming it; fields of a well-formed
+    body are a 422 listing every problem."""
     errors = exc.errors()
     if any(error.get("type") == "json_invalid" for error in errors):
         return BadRequest("The request body is not valid JSON.")
-    if any(tuple(error.get("loc", ())) == ("body",) for error in errors):
+    body_errors = [error for error in errors if tuple(error.get("loc", ())) == ("body",)]
+    # FastAPI parses a body as JSON only when its content type says JSON (or is absent).
+    if body_errors and content_type and not _is_json(content_type):
+        return UnsupportedMediaType(
+            f"The request body must be JSON sent with Content-Type: application/json; this "
+            f"request says {content_type!r}.",
+            details={"content_type": content_type, "expected": "application/json"},
+        )
+    if body_errors:
         return BadRequest("The request body must be a JSON object.")
     for error in errors:
         location = tuple(error.get("loc", ()))
@@ -77,6 +110,11 @@ def validation_error(exc: RequestValidationError) -> AppError:
         for error in errors
     ]
     return ValidationFailed("The request failed validation.", details={"errors": details})
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 def _reason(error: dict[str, object]) -> str:

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
+from services.auth.middleware import API_PREFIX
 from services.auth.principal import Principal, authorize, principal_of
 from services.auth.scopes import ADMIN, MODELS_READ, PREDICTIONS_READ, PREDICTIONS_WRITE
 from services.errors import ModelNotLoaded, ServiceUnavailable
@@ -14,14 +15,18 @@ from services.persistence import PredictionStore
 from services.pipeline.prediction_service import PredictionService
 
 # Declared for the OpenAPI document (Swagger's Authorize button); the auth middleware has
-# already checked the credential, so neither refuses a request by itself.
+# already checked the credential, so neither refuses a request by itself. The token URL is
+# absolute: a relative one resolves against the server URL (/api/v1) to /api/auth/token, and
+# the /v2 document names the same token route.
 SCOPE_DESCRIPTIONS = {
     PREDICTIONS_WRITE: "create and label predictions",
     PREDICTIONS_READ: "read the prediction log",
     MODELS_READ: "read served models",
     ADMIN: "manage users and API keys; implies every scope",
 }
-BEARER = OAuth2PasswordBearer(tokenUrl="auth/token", scopes=SCOPE_DESCRIPTIONS, auto_error=False)
+BEARER = OAuth2PasswordBearer(
+    tokenUrl=f"{API_PREFIX}/auth/token", scopes=SCOPE_DESCRIPTIONS, auto_error=False
+)
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
@@ -54,14 +59,13 @@ async def get_predictions(runtime: RuntimeDep) -> PredictionService:
 PredictionServiceDep = Annotated[PredictionService, Depends(get_predictions)]
 
 
-def require(scope: str, *, bearer: OAuth2PasswordBearer = BEARER) -> Any:
-    """A route dependency: the caller's credential must carry `scope` (or admin). `bearer` is
-    how the OpenAPI document names the token endpoint (relative to the app's mount)."""
+def require(scope: str) -> Any:
+    """A route dependency: the caller's credential must carry `scope` (or admin)."""
 
     async def check(
         request: Request,
         runtime: RuntimeDep,
-        _bearer: Annotated[str | None, Security(bearer, scopes=[scope])],
+        _bearer: Annotated[str | None, Security(BEARER, scopes=[scope])],
         _api_key: Annotated[str | None, Security(API_KEY)],
     ) -> Principal | None:
         caller = principal_of(request.scope)

@@ -27,7 +27,7 @@ from services.http.context import (
     new_request_id,
     scope_state,
 )
-from services.http.envelope import generic_error, is_envelope, success
+from services.http.envelope import generic_error, is_envelope, is_oauth_error, success
 from services.http.oip import is_oip, is_oip_error, oip_error_from_envelope
 from services.observability.logs import ACCESS_LOGGER
 from services.observability.metrics import ERRORS
@@ -203,6 +203,8 @@ async def _send_error_body(
         context.error_code, body = generic_error(status)
     elif is_envelope(body):
         context.error_code = context.error_code or json.loads(body)["error"]["code"]
+    elif is_oauth_error(body):  # the token endpoint answers in RFC 6749's shape
+        context.error_code = json.loads(body)["error"]
     else:
         if body:
             logger.warning(

@@ -12,16 +12,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from db.repositories.predictions import PredictionQuery
+from services.gateway.fields import Text
 
 MAX_LIMIT = 200
 MAX_PAGE = 1_000_000
-
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the driver.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
 
 
 def _utc(value: datetime) -> datetime:
@@ -32,7 +26,7 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("is outside the supported range of dates") from None
 
 
-FilterText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+FilterText = Annotated[Text, Field(min_length=1, max_length=200)]
 FilterTime = Annotated[datetime, AfterValidator(_utc)]
 Sort = Literal[
     "created_at",

@@ -6,17 +6,30 @@ them, so `response_model` validates what is sent, not only what the docs say.
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from services.gateway.fields import Text, storable
 from services.http.envelope import ErrorEnvelope, as_utc
 
 MODEL_REF = r"^[A-Za-z0-9][A-Za-z0-9._-]*(:[A-Za-z0-9._-]+)?$"
 SCOPE_PATTERN = r"^(predictions:write|predictions:read|models:read|admin)$"
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
-Scope = Annotated[str, Field(pattern=SCOPE_PATTERN)]
+Scope = Annotated[str, Field(pattern=SCOPE_PATTERN), AfterValidator(storable)]
+
+
+FEATURE_ROWS = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "additionalProperties": {
+            "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]
+        },
+    },
+}
 
 
 class PredictionCreate(BaseModel):
@@ -24,13 +37,15 @@ class PredictionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model: str = Field(
+    model: Text = Field(
         pattern=MODEL_REF,
         max_length=200,
         description="`name` or `name:version`",
         examples=["cancer-rf"],
     )
-    inputs: list[Any] = Field(
+    # Checked against the model's feature schema by services.pipeline.validation (422 naming
+    # each row and field); documented as typed rows, refined per served model when served.
+    inputs: Annotated[list[Any], WithJsonSchema(FEATURE_ROWS)] = Field(
         description="Rows, each an object of feature name -> value, in any key order.",
     )
 
@@ -66,7 +81,7 @@ class LabelUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    label: int | str
+    label: int | Text
 
 
 class PredictionRecord(BaseModel):
@@ -110,21 +125,48 @@ class ModelPublic(BaseModel):
     metrics: dict[str, float]
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": description}
-    for status, description in {
-        400: "Malformed request",
-        401: "Unauthorized",
-        403: "Forbidden",
-        404: "Not found",
-        413: "Body too large",
-        422: "Validation error",
-        429: "Rate limited",
-        500: "Server error",
-        503: "Service unavailable",
-        504: "Inference timeout",
-    }.items()
+ERROR_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    415: "Unsupported media type: send JSON with Content-Type: application/json",
+    422: "Validation error",
+    429: "Rate limited",
+    500: "Server error",
+    503: "Service unavailable",
+    504: "Inference timeout",
 }
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each in the envelope."""
+    return {
+        status: {"model": ErrorEnvelope, "description": ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
+# What every route may answer; routes add what only they can (409, 415).
+ERROR_RESPONSES = error_responses(400, 401, 403, 404, 413, 422, 429, 500, 503, 504)
+# Routes that take a JSON body answer 415 to a body in another content type.
+JSON_BODY_RESPONSES = error_responses(415)
+
+
+class OAuthErrorResponse(BaseModel):
+    """An error of the token endpoint, in RFC 6749 section 5.2's shape (not the envelope)."""
+
+    error: Literal[
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    ]
+    error_description: str
 
 
 class Token(BaseModel):
@@ -136,15 +178,15 @@ class Token(BaseModel):
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(pattern=USERNAME_PATTERN)
-    password: str = Field(min_length=12, max_length=256)
+    username: Text = Field(pattern=USERNAME_PATTERN)
+    password: Text = Field(min_length=12, max_length=256)
     scopes: list[Scope] = Field(min_length=1)
 
 
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    password: str | None = Field(default=None, min_length=12, max_length=256)
+    password: Text | None = Field(default=None, min_length=12, max_length=256)
     scopes: list[Scope] | None = Field(default=None, min_length=1)
     is_active: bool | None = None
 
@@ -163,7 +205,7 @@ class UserPublic(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     user_id: uuid.UUID | None = Field(default=None, description="Owner; default: the caller.")
     scopes: list[Scope] | None = Field(
         default=None, min_length=1, description="Default: the owner's scopes."

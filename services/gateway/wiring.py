@@ -8,6 +8,7 @@ from datetime import timedelta
 from db.settings import DatabaseSettings
 from services.auth.authenticator import Authenticator
 from services.auth.credentials import TokenSigner
+from services.auth.epochs import CredentialEpochs
 from services.auth.settings import AuthSettings
 from services.cache import ResultCache
 from services.catalog import ModelCatalog
@@ -71,11 +72,7 @@ async def build_runtime(
         ),
         redis=guard,
         store=store,
-        authenticator=(
-            Authenticator(signer, store.sessions if store is not None else None)
-            if signer is not None
-            else None
-        ),
+        authenticator=_authenticator(signer, store, guard, auth),
         signer=signer,
         limiter=limiter,
         cache=cache,
@@ -98,6 +95,17 @@ async def _prediction_log(
         await store.close()
         raise
     return store
+
+
+def _authenticator(
+    signer: TokenSigner | None, store: PredictionStore | None, guard: RedisGuard, auth: AuthSettings
+) -> Authenticator | None:
+    if signer is None:
+        return None
+    if store is None:
+        return Authenticator(signer, None)
+    epochs = CredentialEpochs(store.sessions, guard, ttl_s=auth.epoch_cache_ttl_s)
+    return Authenticator(signer, store.sessions, epochs)
 
 
 def _signer(auth: AuthSettings, *, production: bool) -> TokenSigner | None:

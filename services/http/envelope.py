@@ -85,6 +85,32 @@ def is_envelope(body: bytes) -> bool:
     return isinstance(error, dict) and {"code", "message", "details"} <= set(error)
 
 
+OAUTH_ERROR_CODES = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    }
+)
+
+
+def is_oauth_error(body: bytes) -> bool:
+    """Whether `body` is an RFC 6749 section 5.2 error (the token endpoint's own shape)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return (
+        isinstance(document, dict)
+        and set(document) == {"error", "error_description"}
+        and document["error"] in OAUTH_ERROR_CODES
+        and isinstance(document["error_description"], str)
+    )
+
+
 class Meta(BaseModel):
     """What every response's meta carries."""
 

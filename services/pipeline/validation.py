@@ -9,11 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from services.artifact.schema import FeatureSchema, FeatureSpec, JsonScalar
 from services.errors import ValidationFailed
 
 RangePolicy = Literal["reject", "flag"]
 MAX_DETAILS = 100
+# Every model takes a float32 matrix: a number beyond this encodes as infinity. Compared with
+# Python's exact int/float comparison, so an integer of any length is refused, never converted.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -91,9 +96,11 @@ def _check_value(spec: FeatureSpec, value: Any, present: bool) -> tuple[str, str
         return None if isinstance(value, bool) else ("wrong_type", "expected true or false")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return ("wrong_type", f"expected a number ({spec.dtype})")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return ("not_finite", "NaN and infinity are not allowed")
-    if spec.dtype == "int" and not float(value).is_integer():
+    if not -FLOAT32_MAX <= value <= FLOAT32_MAX:
+        return ("not_representable", f"outside what a model input holds (|x| <= {FLOAT32_MAX:g})")
+    if spec.dtype == "int" and isinstance(value, float) and not value.is_integer():
         return ("wrong_type", "expected an integer")
     return None
 

@@ -47,8 +47,10 @@ def is_limited(path: str) -> bool:
         return path.startswith(f"{OIP_PREFIX}/models/")
     if path == PREDICT_PATH:
         return True
-    return path.startswith(API_PREFIX) and not path.endswith(
-        ("/docs", "/openapi.json", "/oauth2-redirect")
+    return (
+        path.startswith(API_PREFIX)
+        and not path.endswith(("/docs", "/openapi.json", "/oauth2-redirect"))
+        and not path.startswith(f"{API_PREFIX}/docs/")
     )
 
 

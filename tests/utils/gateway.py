@@ -39,8 +39,7 @@ def model_refs(tags: Sequence[str]) -> tuple[ModelRef, ...]:
     return tuple(refs)
 
 
-@asynccontextmanager
-async def gateway_client(
+async def build_gateway(
     tags: Sequence[str],
     *,
     db_url: str | None,
@@ -48,12 +47,9 @@ async def gateway_client(
     redis: RedisSettings | None = None,
     limits: RateLimitSettings | None = None,
     **serving: Any,
-) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayRuntime]]:
-    """An httpx client on the gateway serving `tags`; db_url None switches persistence off.
-
-    Auth, rate limits and the cache are off unless their settings are passed. Other keyword
-    arguments are ServingSettings fields, or DatabaseSettings fields prefixed `db_`.
-    """
+) -> tuple[Any, GatewayRuntime]:
+    """The gateway's ASGI app (middleware chain around the /api/v1 app) and its runtime; the
+    caller closes the runtime. Options as for `gateway_client`."""
     refs = model_refs(tags)
     runners = {}
     for framework in {ref.framework for ref in refs}:
@@ -85,9 +81,61 @@ async def gateway_client(
     app_with_chain: Any = mounted
     for middleware, options in reversed(chain):  # the first entry ends up outermost, as BentoML
         app_with_chain = middleware(app_with_chain, **options)
-    transport = httpx.ASGITransport(app=app_with_chain)
+    return app_with_chain, runtime
+
+
+@asynccontextmanager
+async def gateway_client(
+    tags: Sequence[str],
+    *,
+    db_url: str | None,
+    auth: AuthSettings | None = None,
+    redis: RedisSettings | None = None,
+    limits: RateLimitSettings | None = None,
+    **serving: Any,
+) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayRuntime]]:
+    """An httpx client on the gateway serving `tags`; db_url None switches persistence off.
+
+    Auth, rate limits and the cache are off unless their settings are passed. Other keyword
+    arguments are ServingSettings fields, or DatabaseSettings fields prefixed `db_`.
+    """
+    app, runtime = await build_gateway(
+        tags, db_url=db_url, auth=auth, redis=redis, limits=limits, **serving
+    )
+    transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client, runtime
     finally:
         await runtime.close()
+
+
+class LifespanGateway:
+    """The gateway as one ASGI app whose lifespan builds (and closes) its runtime, for clients
+    that run the app on an event loop of their own (Schemathesis). Options as for
+    `gateway_client`."""
+
+    def __init__(self, tags: Sequence[str], **options: Any) -> None:
+        self.tags = tags
+        self.options = options
+        self.app: Any = None
+        self.runtime: GatewayRuntime | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.app, self.runtime = await build_gateway(self.tags, **self.options)
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.runtime is not None:
+                    await self.runtime.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

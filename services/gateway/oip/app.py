@@ -12,14 +12,13 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from fastapi.security import OAuth2PasswordBearer
 from starlette.exceptions import HTTPException
 
 from services.auth.scopes import MODELS_READ, PREDICTIONS_WRITE
 from services.catalog import ServedModel
 from services.errors import AppError, BadRequest, ModelNotFound, ValidationFailed
 from services.gateway.app import API_VERSION
-from services.gateway.dependencies import SCOPE_DESCRIPTIONS, CallerDep, RuntimeDep, require
+from services.gateway.dependencies import CallerDep, RuntimeDep, require
 from services.gateway.oip.rows import (
     OUTPUTS,
     input_metadata,
@@ -52,10 +51,6 @@ logger = logging.getLogger("services.gateway")
 SERVER_NAME = "model-packaging"
 EXTENSIONS = ["binary_tensor_data"]
 MAX_ERROR_DETAILS = 10
-# The token endpoint, for the document's security scheme (this app is mounted at the root).
-BEARER = OAuth2PasswordBearer(
-    tokenUrl="/api/v1/auth/token", scopes=SCOPE_DESCRIPTIONS, auto_error=False
-)
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -148,7 +143,7 @@ async def server_metadata() -> dict[str, Any]:
     response_model_exclude_none=True,
     responses=READ_ERRORS,
     summary="Model metadata (the served version)",
-    dependencies=[require(MODELS_READ, bearer=BEARER)],
+    dependencies=[require(MODELS_READ)],
 )
 async def model_metadata(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     return _metadata(_resolve(runtime, name, None))
@@ -160,7 +155,7 @@ async def model_metadata(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     response_model_exclude_none=True,
     responses=READ_ERRORS,
     summary="Model metadata (one version)",
-    dependencies=[require(MODELS_READ, bearer=BEARER)],
+    dependencies=[require(MODELS_READ)],
 )
 async def model_version_metadata(name: str, version: str, runtime: RuntimeDep) -> dict[str, Any]:
     return _metadata(_resolve(runtime, name, version))
@@ -171,7 +166,7 @@ async def model_version_metadata(name: str, version: str, runtime: RuntimeDep) -
     response_class=Response,
     responses={200: {"description": "Ready (no body)"}, **_errors(400), **READ_ERRORS},
     summary="Model readiness (200: ready)",
-    dependencies=[require(MODELS_READ, bearer=BEARER)],
+    dependencies=[require(MODELS_READ)],
 )
 async def model_ready(name: str, runtime: RuntimeDep) -> Response:
     return await _model_ready(runtime, _resolve(runtime, name, None))
@@ -182,7 +177,7 @@ async def model_ready(name: str, runtime: RuntimeDep) -> Response:
     response_class=Response,
     responses={200: {"description": "Ready (no body)"}, **_errors(400), **READ_ERRORS},
     summary="Model readiness, one version (200: ready)",
-    dependencies=[require(MODELS_READ, bearer=BEARER)],
+    dependencies=[require(MODELS_READ)],
 )
 async def model_version_ready(name: str, version: str, runtime: RuntimeDep) -> Response:
     return await _model_ready(runtime, _resolve(runtime, name, version))
@@ -194,7 +189,7 @@ async def model_version_ready(name: str, version: str, runtime: RuntimeDep) -> R
     responses=INFER_RESPONSES,
     summary="Inference (the served version)",
     openapi_extra={"requestBody": INFER_BODY},
-    dependencies=[require(PREDICTIONS_WRITE, bearer=BEARER)],
+    dependencies=[require(PREDICTIONS_WRITE)],
 )
 async def infer(name: str, request: Request, runtime: RuntimeDep, caller: CallerDep) -> Response:
     return await _infer(request, runtime, caller, name, None)
@@ -206,7 +201,7 @@ async def infer(name: str, request: Request, runtime: RuntimeDep, caller: Caller
     responses=INFER_RESPONSES,
     summary="Inference (one version)",
     openapi_extra={"requestBody": INFER_BODY},
-    dependencies=[require(PREDICTIONS_WRITE, bearer=BEARER)],
+    dependencies=[require(PREDICTIONS_WRITE)],
 )
 async def infer_version(
     name: str, version: str, request: Request, runtime: RuntimeDep, caller: CallerDep

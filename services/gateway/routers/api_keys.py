@@ -15,7 +15,13 @@ from services.auth.scopes import ADMIN
 from services.errors import NotFound, ValidationFailed
 from services.gateway.dependencies import CallerDep, StoreDep, require
 from services.gateway.query import PageQuery
-from services.gateway.schemas import ERROR_RESPONSES, ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from services.gateway.schemas import (
+    ERROR_RESPONSES,
+    JSON_BODY_RESPONSES,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+)
 from services.http.envelope import Envelope, PageEnvelope, success
 
 router = APIRouter(
@@ -28,6 +34,7 @@ router = APIRouter(
     status_code=201,
     response_model=Envelope[ApiKeyCreated],
     summary="Create an API key (shown once)",
+    responses=JSON_BODY_RESPONSES,
 )
 async def create(
     body: ApiKeyCreate, store: StoreDep, caller: CallerDep, response: Response

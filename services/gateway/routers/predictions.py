@@ -5,19 +5,22 @@ POST is a thin adapter over the prediction service, which every front door share
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from db.repositories import predictions as repository
 from services.auth.scopes import PREDICTIONS_READ, PREDICTIONS_WRITE
-from services.errors import NotFound, ValidationFailed
+from services.errors import DatabaseUnavailable, NotFound, ValidationFailed
 from services.gateway.dependencies import CallerDep, PredictionServiceDep, StoreDep, require
 from services.gateway.query import PredictionFilters, PredictionListQuery
 from services.gateway.schemas import (
     ERROR_RESPONSES,
+    JSON_BODY_RESPONSES,
     LabelUpdate,
     PredictionCreate,
     PredictionRecord,
@@ -37,6 +40,7 @@ router = APIRouter(prefix="/predictions", tags=["predictions"], responses=ERROR_
     summary="Predict one or more rows with one model",
     description="Send `Cache-Control: no-cache` to bypass the result cache.",
     dependencies=[require(PREDICTIONS_WRITE)],
+    responses=JSON_BODY_RESPONSES,
 )
 async def create_predictions(
     body: PredictionCreate, service: PredictionServiceDep, caller: CallerDep, request: Request
@@ -82,14 +86,32 @@ async def list_predictions(
 async def export_predictions(
     params: Annotated[PredictionFilters, Query()], store: StoreDep
 ) -> StreamingResponse:
-    query = params.query()
+    # The query runs and its first row arrives before the 200 is sent: whatever the database
+    # refuses is an error response, not a connection dropped in the middle of the body.
+    resources = AsyncExitStack()
+    try:
+        session = await resources.enter_async_context(store.sessions())
+        rows = repository.stream_predictions(session=session, query=params.query())
+        resources.push_async_callback(rows.aclose)
+        first = await anext(rows, None)
+    except Exception as exc:
+        await resources.aclose()
+        raise DatabaseUnavailable("the export could not be started; retry later") from exc
 
     async def lines() -> AsyncIterator[bytes]:
-        async with store.sessions() as session:
-            async for row in repository.stream_predictions(session=session, query=query):
+        try:
+            if first is None:
+                return
+            yield PredictionRecord.of(first).model_dump_json().encode("utf-8") + b"\n"
+            async for row in rows:
                 yield PredictionRecord.of(row).model_dump_json().encode("utf-8") + b"\n"
+        finally:
+            await resources.aclose()
 
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    # The background task also runs when the client leaves before the body starts.
+    return StreamingResponse(
+        lines(), media_type="application/x-ndjson", background=BackgroundTask(resources.aclose)
+    )
 
 
 @router.get(
@@ -111,6 +133,7 @@ async def get_prediction(prediction_id: uuid.UUID, store: StoreDep) -> dict[str,
     response_model=Envelope[PredictionRecord],
     summary="Record the ground-truth label",
     dependencies=[require(PREDICTIONS_WRITE)],
+    responses=JSON_BODY_RESPONSES,
 )
 async def label_prediction(
     prediction_id: uuid.UUID, body: LabelUpdate, store: StoreDep

@@ -1,20 +1,25 @@
 """/users: the admin manages accounts (admin scope)."""
 
-import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
 from db.repositories import users as repository
-from services.auth.accounts import create_user
-from services.auth.credentials import hash_password
+from services.auth.accounts import change_user, create_user, delete_user
+from services.auth.epochs import CredentialEpochs
 from services.auth.scopes import ADMIN
-from services.errors import NotFound
-from services.gateway.dependencies import StoreDep, require
+from services.gateway.dependencies import RuntimeDep, StoreDep, require
 from services.gateway.query import PageQuery
-from services.gateway.schemas import ERROR_RESPONSES, UserCreate, UserPublic, UserUpdate
+from services.gateway.runtime import GatewayRuntime
+from services.gateway.schemas import (
+    ERROR_RESPONSES,
+    JSON_BODY_RESPONSES,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+    error_responses,
+)
 from services.http.envelope import Envelope, PageEnvelope, success
 
 router = APIRouter(
@@ -22,7 +27,13 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=201, response_model=Envelope[UserPublic], summary="Create a user")
+@router.post(
+    "",
+    status_code=201,
+    response_model=Envelope[UserPublic],
+    summary="Create a user",
+    responses={**JSON_BODY_RESPONSES, **error_responses(409)},
+)
 async def create(body: UserCreate, store: StoreDep) -> dict[str, Any]:
     user = await create_user(
         store.sessions, username=body.username, password=body.password, scopes=body.scopes
@@ -39,32 +50,38 @@ async def list_all(store: StoreDep, page: Annotated[PageQuery, Query()]) -> dict
     return success([UserPublic.model_validate(user) for user in users], **page.meta(total))
 
 
-@router.patch("/{user_id}", response_model=Envelope[UserPublic], summary="Change a user")
-async def change(user_id: uuid.UUID, body: UserUpdate, store: StoreDep) -> dict[str, Any]:
-    password_hash = (
-        await asyncio.to_thread(hash_password, body.password) if body.password is not None else None
+@router.patch(
+    "/{user_id}",
+    response_model=Envelope[UserPublic],
+    responses=JSON_BODY_RESPONSES,
+    summary="Change a user (tokens issued before stop working at once)",
+)
+async def change(
+    user_id: uuid.UUID, body: UserUpdate, store: StoreDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    user = await change_user(
+        store.sessions,
+        _epochs(runtime),
+        user_id,
+        password=body.password,
+        scopes=body.scopes,
+        is_active=body.is_active,
     )
-    async with store.sessions() as session, session.begin():
-        user = await repository.get_user(session=session, user_id=user_id)
-        if user is None:
-            raise NotFound(f"no user {user_id}")
-        user = await repository.update_user(
-            session=session,
-            user=user,
-            now=datetime.now(UTC),
-            password_hash=password_hash,
-            scopes=sorted(set(body.scopes)) if body.scopes is not None else None,
-            is_active=body.is_active,
-        )
-        public = UserPublic.model_validate(user)
-    return success(public)
+    return success(UserPublic.model_validate(user))
 
 
-@router.delete("/{user_id}", status_code=204, response_class=Response, summary="Delete a user")
-async def remove(user_id: uuid.UUID, store: StoreDep) -> Response:
-    async with store.sessions() as session, session.begin():
-        user = await repository.get_user(session=session, user_id=user_id)
-        if user is None:
-            raise NotFound(f"no user {user_id}")
-        await repository.delete_user(session=session, user=user)
+@router.delete(
+    "/{user_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a user and its API keys (every credential stops at once)",
+)
+async def remove(user_id: uuid.UUID, store: StoreDep, runtime: RuntimeDep) -> Response:
+    await delete_user(store.sessions, _epochs(runtime), user_id)
     return Response(status_code=204)
+
+
+def _epochs(runtime: GatewayRuntime) -> CredentialEpochs | None:
+    """Where account changes are published (None when auth is off)."""
+    authenticator = runtime.authenticator
+    return authenticator.epochs if authenticator is not None else None

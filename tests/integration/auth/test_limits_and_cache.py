@@ -5,14 +5,13 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
-import jwt
 import pytest
 
 from services.auth.settings import AuthSettings
 from services.ratelimit.settings import RateLimitSettings
 from services.redis_client import RedisSettings
-from tests.integration.auth.conftest import REDIS_URL, SECRET
-from tests.integration.auth.test_authentication import _claims
+from tests.integration.auth.conftest import REDIS_URL
+from tests.utils.accounts import new_account
 from tests.utils.gateway import gateway_client
 from tests.utils.redis_server import throwaway_redis
 
@@ -26,8 +25,9 @@ def _body(tag: str) -> dict[str, Any]:
     return {"model": tag.split(":")[0], "inputs": [row]}
 
 
-def _headers(subject: str, scope: str = "predictions:write predictions:read") -> dict[str, str]:
-    return {"Authorization": "Bearer " + jwt.encode(_claims(sub=subject, scope=scope), SECRET)}
+async def _headers(db_url: str, auth: AuthSettings, username: str) -> dict[str, str]:
+    account = await new_account(db_url, auth, username, ["predictions:write", "predictions:read"])
+    return account.headers
 
 
 async def test_limit_is_shared_by_two_gateways_through_redis(
@@ -35,7 +35,7 @@ async def test_limit_is_shared_by_two_gateways_through_redis(
 ) -> None:
     tag = reference_models["cancer-rf"]
     redis = RedisSettings(url=REDIS_URL)
-    headers = _headers(f"test-shared-{unique}")
+    headers = await _headers(auth_db, auth, f"test-shared-{unique}")
     async with (
         gateway_client([tag], db_url=auth_db, auth=auth, redis=redis, limits=TIGHT) as (first, _),
         gateway_client([tag], db_url=auth_db, auth=auth, redis=redis, limits=TIGHT) as (second, _),
@@ -61,14 +61,12 @@ async def test_limits_are_per_principal(
     async with gateway_client(
         [tag], db_url=auth_db, auth=auth, redis=RedisSettings(url=REDIS_URL), limits=TIGHT
     ) as (client, _):
+        first = await _headers(auth_db, auth, f"test-a-{unique}")
+        second = await _headers(auth_db, auth, f"test-b-{unique}")
         for _ in range(3):
-            await client.post(
-                "/api/v1/predictions", json=_body(tag), headers=_headers(f"test-a-{unique}")
-            )
-        other = await client.post(
-            "/api/v1/predictions", json=_body(tag), headers=_headers(f"test-b-{unique}")
-        )
-        success = await client.get("/api/v1/predictions", headers=_headers(f"test-a-{unique}"))
+            await client.post("/api/v1/predictions", json=_body(tag), headers=first)
+        other = await client.post("/api/v1/predictions", json=_body(tag), headers=second)
+        success = await client.get("/api/v1/predictions", headers=first)
 
     assert other.status_code == 201
     assert success.status_code == 200
@@ -86,7 +84,7 @@ async def test_redis_stopped_mid_test_follows_the_policy(
     reference_models: dict[str, str],
 ) -> None:
     tag = reference_models["cancer-rf"]
-    headers = _headers(f"test-down-{unique}")
+    headers = await _headers(auth_db, auth, f"test-down-{unique}")
     with throwaway_redis(tmp_path) as redis_server:
         settings = RedisSettings(
             url=redis_server.url, on_failure=policy, timeout_s=0.2, retry_after_failure_s=0.0
@@ -129,7 +127,7 @@ async def test_result_cache_hits_are_still_persisted_for_their_caller(
     auth_db: str, auth: AuthSettings, unique: str, reference_models: dict[str, str]
 ) -> None:
     tag = reference_models["fraud-xgb"]
-    headers = _headers(f"test-cache-{unique}")
+    headers = await _headers(auth_db, auth, f"test-cache-{unique}")
     async with gateway_client(
         [tag], db_url=auth_db, auth=auth, redis=RedisSettings(url=REDIS_URL)
     ) as (client, runtime):

@@ -5,16 +5,15 @@ every error in the protocol's shape with the right status."""
 import json
 import struct
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import jwt
 import numpy as np
 import pytest
 import pytest_asyncio
 
 from services.auth.settings import AuthSettings
+from tests.utils.accounts import new_account
 from tests.utils.databases import migrated_postgres
 from tests.utils.gateway import gateway_client
 from tests.utils.oip import feature_specs, inference_body, rest_outputs
@@ -25,22 +24,11 @@ SECRET = "oip-tests-secret-" + "k" * 40
 RECIPES = ("fraud-xgb", "cancer-rf", "digits-mlp")
 
 
-def _headers(*scopes: str) -> dict[str, str]:
-    now = datetime.now(UTC)
-    claims = {
-        "sub": "oip-client",
-        "scope": " ".join(scopes),
-        "iat": now,
-        "exp": now + timedelta(minutes=30),
-        "iss": "model-packaging",
-        "aud": "model-packaging-api",
-        "jti": "oip",
-    }
-    return {"Authorization": f"Bearer {jwt.encode(claims, SECRET)}"}
-
-
-WRITER = _headers("predictions:write", "predictions:read")
-READER = _headers("models:read")
+# Bearer headers of real accounts (tokens are bound to an account's id and credential epoch),
+# filled in once the module's database exists (fixture `client`).
+WRITER: dict[str, str] = {}
+READER: dict[str, str] = {}
+BOTH: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +42,12 @@ async def client(
     database: str, reference_models: dict[str, str]
 ) -> AsyncIterator[httpx.AsyncClient]:
     auth = AuthSettings(enabled=True, jwt_secret=SECRET)
+    for headers, name, scopes in (
+        (WRITER, "oip-writer", ["predictions:write", "predictions:read"]),
+        (READER, "oip-reader", ["models:read"]),
+        (BOTH, "oip-both", ["predictions:write", "models:read"]),
+    ):
+        headers.update((await new_account(database, auth, name, scopes)).headers)
     tags = sorted(reference_models.values())
     async with gateway_client(tags, db_url=database, auth=auth) as (http, _):
         yield http
@@ -236,7 +230,7 @@ async def test_predictions_are_in_the_log_with_the_caller(
     ]
 
     assert [record["inputs"] for record in records] == rows
-    assert {record["principal"] for record in records} == {"oip-client"}
+    assert {record["principal"] for record in records} == {"oip-writer"}
     assert {record["model"]["version"] for record in records} == {tag.split(":")[1]}
     assert oip.headers["x-request-id"] in {record["request_id"] for record in records}
 
@@ -301,8 +295,7 @@ async def test_a_credential_without_the_scope_is_403(client: httpx.AsyncClient) 
 async def test_unknown_models_and_versions_are_404(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
-    both = _headers("predictions:write", "models:read")
-    response = await client.request(method, path, json=_fraud_body(), headers=both)
+    response = await client.request(method, path, json=_fraud_body(), headers=BOTH)
 
     assert "is not served" in _error(response, 404)
 

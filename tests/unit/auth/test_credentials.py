@@ -1,3 +1,4 @@
+import uuid
 from datetime import timedelta
 
 import jwt
@@ -46,12 +47,16 @@ def test_non_keys_have_no_prefix(value: str) -> None:
 
 
 def test_issued_tokens_carry_every_required_claim() -> None:
-    token, expires_in = _signer().issue(subject="alice", scopes=["models:read", "admin"])
+    user_id = uuid.uuid4()
+    token, expires_in = _signer().issue(
+        subject="alice", scopes=["models:read", "admin"], user_id=user_id, epoch="e1"
+    )
 
     claims = _signer().verify(token)
 
     assert expires_in == 300
-    assert {"sub", "scope", "iat", "exp", "iss", "aud", "jti"} <= set(claims)
+    assert {"sub", "scope", "iat", "exp", "iss", "aud", "jti", "uid", "epoch"} <= set(claims)
+    assert (claims["uid"], claims["epoch"]) == (user_id.hex, "e1")
     assert token_scopes(claims) == {"models:read", "admin"}
 
 

@@ -1,0 +1,46 @@
+"""Real accounts for tests: a user in the database and a token issued for it, as the token
+route would issue it (bound to the account's id and credential epoch)."""
+
+import uuid
+from dataclasses import dataclass
+
+from db.engine import create_engine, session_factory
+from db.settings import DatabaseSettings
+from services.auth.accounts import create_user
+from services.auth.settings import AuthSettings
+from services.gateway.wiring import signer_from
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A created user and a bearer token for it."""
+
+    id: uuid.UUID
+    username: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def new_account(
+    db_url: str, auth: AuthSettings, username: str, scopes: list[str], *, password: str = PASSWORD
+) -> Account:
+    """Create `username` with `scopes` and issue it a token with every one of them."""
+    engine = create_engine(DatabaseSettings(url=db_url))
+    try:
+        user = await create_user(
+            session_factory(engine), username=username, password=password, scopes=scopes
+        )
+    finally:
+        await engine.dispose()
+    token, _ = signer_from(auth, production=False).issue(
+        subject=user.username,
+        scopes=list(user.scopes),
+        user_id=user.id,
+        epoch=user.credential_epoch,
+    )
+    return Account(id=user.id, username=user.username, token=token)
