@@ -27,6 +27,7 @@ from services.auth.credentials import (
 )
 from services.auth.epochs import GONE, AccountsUnavailable, CredentialEpochs
 from services.auth.principal import Principal
+from services.auth.scopes import grants
 
 logger = logging.getLogger("services.auth")
 T = TypeVar("T")
@@ -91,7 +92,10 @@ class Authenticator:
             raise AuthenticationFailed("api key: wrong secret")
         if key.revoked_at is not None or not user.is_active:
             raise AuthenticationFailed("api key: revoked or owner inactive")
-        scopes = frozenset(key.scopes) & frozenset(user.scopes)
+        # A key keeps the scopes its owner still holds; admin implies every scope, so an admin's
+        # narrow key (say models:read) keeps exactly that.
+        held = frozenset(user.scopes)
+        scopes = frozenset(scope for scope in key.scopes if grants(held, scope))
         return Principal(
             subject=user.username, scopes=scopes, method="api_key", key_prefix=key.prefix
         )

@@ -319,3 +319,21 @@ async def test_second_admin_bootstrap_is_a_conflict(auth_db: str, unique: str) -
             await bootstrap_admin(sessions, username=f"root2-{unique}", password=PASSWORD)
     finally:
         await engine.dispose()
+
+
+async def test_an_admins_narrow_key_carries_exactly_its_scopes(
+    auth_db: str, auth: AuthSettings, unique: str, reference_models: dict[str, str]
+) -> None:
+    tag = reference_models["cancer-rf"]
+    as_admin = (await new_account(auth_db, auth, f"admin-narrow-{unique}", ["admin"])).headers
+    async with gateway_client([tag], db_url=auth_db, auth=auth) as (client, _):
+        created = await client.post(
+            "/api/v1/api-keys", headers=as_admin, json={"name": "viewer", "scopes": ["models:read"]}
+        )
+        as_key = {"X-API-Key": created.json()["data"]["key"]}
+        models = await client.get("/api/v1/models", headers=as_key)
+        users = await client.get("/api/v1/users", headers=as_key)
+
+    assert created.status_code == 201
+    assert models.status_code == 200
+    assert users.status_code == 403
