@@ -8,7 +8,15 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from services.errors import AppError, BadRequest, ValidationFailed
-from services.gateway.routers import api_keys, auth, models, predictions, users
+from services.gateway.routers import (
+    api_keys,
+    auth,
+    deployments,
+    models,
+    monitoring,
+    predictions,
+    users,
+)
 from services.http.envelope import error_document, generic_error
 
 logger = logging.getLogger("services.gateway")
@@ -28,6 +36,8 @@ def create_app() -> FastAPI:
     app.include_router(auth.router)
     app.include_router(predictions.router)
     app.include_router(models.router)
+    app.include_router(deployments.router)
+    app.include_router(monitoring.router)
     app.include_router(users.router)
     app.include_router(api_keys.router)
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]

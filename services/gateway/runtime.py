@@ -8,6 +8,7 @@ from services.auth.authenticator import Authenticator
 from services.auth.credentials import TokenSigner
 from services.cache import ResultCache
 from services.catalog import ModelCatalog
+from services.gateway.lifecycle import Lifecycle
 from services.persistence import PredictionStore
 from services.pipeline.inference import Inference
 from services.pipeline.prediction_service import PredictionService
@@ -33,6 +34,7 @@ class GatewayRuntime:
     limiter: RateLimiter | None = None
     cache: ResultCache | None = None
     probes: Mapping[str, ReadinessProbe] = field(default_factory=dict)
+    lifecycle: Lifecycle | None = None  # deployments, shadows, drift gauge (needs the log)
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
         """Every runner up with its models loaded and golden-checked, plus the probes."""
@@ -46,7 +48,9 @@ class GatewayRuntime:
         return ready, {name: detail for name, (_, detail) in results.items()}
 
     async def close(self) -> None:
-        """Release pooled connections (database, Redis)."""
+        """Stop background work; release pooled connections (database, Redis)."""
+        if self.lifecycle is not None:
+            await self.lifecycle.close()
         if self.store is not None:
             await self.store.close()
         await self.redis.close()

@@ -84,6 +84,10 @@ class PredictionRecord(BaseModel):
     label: int | str | None
     labelled_at: UtcDatetime | None
     created_at: UtcDatetime
+    role: str = Field(description="How the version was chosen: production, canary, pinned, shadow")
+    shadow_of: uuid.UUID | None = Field(
+        default=None, description="For a shadow row: the production prediction it copied."
+    )
 
     @classmethod
     def of(cls, row: Any) -> Self:

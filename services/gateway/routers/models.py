@@ -18,7 +18,9 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=PageEnvelope[ModelPublic], summary="List served models")
+@router.get(
+    "", response_model=PageEnvelope[ModelPublic], summary="List served models, every version"
+)
 async def list_models(runtime: RuntimeDep, page: Annotated[PageQuery, Query()]) -> dict[str, Any]:
     models = runtime.catalog.all()
     chosen = models[page.offset : page.offset + page.limit]
@@ -29,4 +31,7 @@ async def list_models(runtime: RuntimeDep, page: Annotated[PageQuery, Query()]) 
 async def get_model(
     runtime: RuntimeDep, name: Annotated[str, Path(pattern=MODEL_REF, max_length=200)]
 ) -> dict[str, Any]:
+    if ":" not in name and runtime.lifecycle is not None:
+        # A bare name is the version that answers it now: the deployment's production.
+        return success(runtime.lifecycle.deployments.snapshot.production(name).public())
     return success(runtime.catalog.resolve(name).public())

@@ -119,6 +119,12 @@ async def label_prediction(
         row = await repository.get_prediction(session=session, prediction_id=prediction_id)
         if row is None:
             raise NotFound(f"no prediction {prediction_id}")
+        if row.shadow_of is not None:
+            raise ValidationFailed(
+                f"{prediction_id} is a shadow prediction: label the production prediction "
+                f"{row.shadow_of}, whose label scores its shadows too",
+                details={"errors": [{"field": "label", "code": "shadow_prediction"}]},
+            )
         classes = list(row.outputs.get("probabilities", {}))
         if str(body.label) not in classes:
             raise ValidationFailed(
