@@ -2,9 +2,9 @@
 shadow versions; and the revisions it went through."""
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_SHADOWS = 3  # each shadow repeats every production request's inference
@@ -44,16 +44,28 @@ class DeploymentSpec(BaseModel):
         "their outputs are logged, never returned.",
     )
 
-    @model_validator(mode="after")
-    def _distinct_versions(self) -> Self:
-        if self.canary is not None and self.canary.version == self.production:
+    # Field validators (not one model validator), so an error names the field it is about.
+    @field_validator("canary")
+    @classmethod
+    def _canary_is_another_version(
+        cls, canary: CanarySpec | None, info: ValidationInfo
+    ) -> CanarySpec | None:
+        if canary is not None and canary.version == info.data.get("production"):
             raise ValueError("the canary must be another version than production")
-        if len(set(self.shadow)) != len(self.shadow):
-            raise ValueError("a version is listed twice in shadow")
-        taken = {self.production, *([self.canary.version] if self.canary else [])}
-        if taken & set(self.shadow):
+        return canary
+
+    @field_validator("shadow")
+    @classmethod
+    def _shadows_are_other_versions(
+        cls, shadow: tuple[str, ...], info: ValidationInfo
+    ) -> tuple[str, ...]:
+        if len(set(shadow)) != len(shadow):
+            raise ValueError("a version is listed twice")
+        canary = info.data.get("canary")
+        taken = {info.data.get("production"), canary.version if canary else None}
+        if taken & set(shadow):
             raise ValueError("a shadow version must not also be production or the canary")
-        return self
+        return shadow
 
     @property
     def versions(self) -> list[str]:

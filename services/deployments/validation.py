@@ -74,7 +74,7 @@ def schema_differences(production: ServedModel, other: ServedModel) -> list[dict
         for name in theirs
         if name not in ours
     ]
-    for name in ours.keys() & theirs.keys():
+    for name in (name for name in ours if name in theirs):
         for field in COMPARED_FIELDS:
             mine, yours = getattr(ours[name], field), getattr(theirs[name], field)
             if mine != yours:

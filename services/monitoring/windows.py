@@ -6,7 +6,7 @@ explicit interval.
 * `<start>/<end>`: an ISO 8601 interval of two timestamps, e.g.
   `2026-11-27T08:00:00Z/2026-11-27T09:00:00Z` (a timestamp without an offset is UTC).
 
-A window is half-open, [start, end), at least one second and at most MAX_WINDOW long.
+A window is half-open, [start, end), and at most MAX_WINDOW long.
 """
 
 import re
@@ -68,8 +68,6 @@ def _timestamp(text: str, which: str) -> datetime:
 
 
 def _check_length(length: timedelta) -> None:
-    if length < timedelta(seconds=1):
-        raise ValueError("a window is at least one second long")
     if length > MAX_WINDOW:
         raise ValueError(f"a window is at most {MAX_WINDOW.days} days long")
 

@@ -17,6 +17,7 @@ from starlette.routing import Mount
 from db.settings import DatabaseSettings
 from services.auth.settings import AuthSettings
 from services.catalog import ModelCatalog, ModelRef
+from services.deployments.settings import DeploymentSettings, MonitoringSettings
 from services.gateway.app import create_app
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.stack import middleware_chain
@@ -46,12 +47,15 @@ async def gateway_client(
     auth: AuthSettings | None = None,
     redis: RedisSettings | None = None,
     limits: RateLimitSettings | None = None,
+    deployment: DeploymentSettings | None = None,
+    monitoring: MonitoringSettings | None = None,
     **serving: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayRuntime]]:
     """An httpx client on the gateway serving `tags`; db_url None switches persistence off.
 
-    Auth, rate limits and the cache are off unless their settings are passed. Other keyword
-    arguments are ServingSettings fields, or DatabaseSettings fields prefixed `db_`.
+    Auth, rate limits and the cache are off unless their settings are passed; so is the drift
+    gauge refresh. Other keyword arguments are ServingSettings fields, or DatabaseSettings
+    fields prefixed `db_`.
     """
     refs = model_refs(tags)
     runners = {}
@@ -74,6 +78,8 @@ async def gateway_client(
         auth=auth or AuthSettings(enabled=False),
         redis=redis or RedisSettings(cache_enabled=False),
         limits=limits or RateLimitSettings(enabled=False),
+        deployment=deployment,
+        monitoring=monitoring or MonitoringSettings(drift_refresh_s=0),
     )
     app = create_app()
     mounted = Starlette(routes=[Mount("/api/v1", app=app)])

@@ -20,7 +20,7 @@ from services.gateway.query import PageQuery
 from services.gateway.schemas import ERROR_RESPONSES
 from services.http.envelope import Envelope, ErrorEnvelope, PageEnvelope, success
 
-CONFLICT = {
+CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ErrorEnvelope,
         "description": "A version not loaded or incompatible, or a concurrent change",
