@@ -51,7 +51,7 @@ def not_loaded(catalog: ModelCatalog, name: str, versions: list[str]) -> Version
     how = (
         f"add {', '.join(tags)} to SERVING_MODELS (next to the versions served now) and redeploy: "
         "the runners load and verify only the versions listed at start, and a bento ships only "
-        "those (rebuild it with that SERVING_MODELS: python bentos/build.py cpu)"
+        "those (rebuild it with that SERVING_MODELS: make bento)"
     )
     return VersionNotLoaded(
         f"{', '.join(tags)} {'is' if len(tags) == 1 else 'are'} not loaded by this service; {how}",
