@@ -13,7 +13,8 @@ second for --duration seconds and records each response's latency. A shadow cost
 model call and one more row written per request), so at a rate the machine can serve twice
 over, the primary's p50 and p99 should not move beyond the round-to-round noise; at saturation
 they do, because the CPUs are shared. Prints p50 and p99 per mode (medians over the rounds) and
-the shadow jobs stored and dropped.
+the shadow jobs stored and dropped; after each shadow measurement it waits until the shadow
+backlog is done (and says how long that took), so the next `off` measurement does not pay for it.
 """
 
 import argparse
@@ -121,6 +122,16 @@ def deploy(server: Server, versions: Sequence[str], shadow: bool) -> None:
     time.sleep(1.5)  # every worker follows within DEPLOYMENT_POLL_S (1 s)
 
 
+def drain(server: Server, expected: int, timeout_s: float = 120.0) -> float:
+    """Seconds until every shadow job so far finished (stored, failed or dropped)."""
+    started = time.monotonic()
+    while sum(shadow_counts(server).values()) < expected:
+        if time.monotonic() - started > timeout_s:
+            break
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
 def shadow_counts(server: Server) -> dict[str, float]:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -173,17 +184,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.wait_ready(args.startup_timeout, {MODEL: body})
             url = f"{server.base_url}/api/v1/predictions"
             asyncio.run(open_loop(url, body, args.rate, 2.0))  # warm-up
+            shadowed = 0
             for round_ in range(1, args.rounds + 1):
                 for mode in results:
                     deploy(server, versions, shadow=mode == "shadow")
                     latencies = asyncio.run(open_loop(url, body, args.rate, args.duration))
                     p50, p99 = (1000 * _percentile(latencies, p) for p in (50, 99))
                     results[mode].append((p50, p99))
-                    print(
-                        f"round {round_} {mode:>6}: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
-                        f"({len(latencies)} answers)",
-                        flush=True,
-                    )
+                    line = f"round {round_} {mode:>6}: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
+                    line += f"({len(latencies)} answers)"
+                    if mode == "shadow":
+                        # The next `off` measurement must not pay for this one's shadow backlog.
+                        shadowed += len(latencies)
+                        line += f"; shadow backlog done {drain(server, shadowed):.1f} s later"
+                    print(line, flush=True)
             counts = shadow_counts(server)
         for mode, cells in results.items():
             p50s = sorted(c[0] for c in cells)

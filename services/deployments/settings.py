@@ -29,7 +29,11 @@ class DeploymentSettings(BaseSettings):
         "shadow_jobs_total{outcome=dropped}), never the primary request.",
     )
     shadow_in_flight: int = Field(
-        default=2, ge=1, le=64, description="Shadow jobs running at once per worker."
+        default=8,
+        ge=1,
+        le=64,
+        description="Shadow jobs running at once per worker (they wait on the runner and the "
+        "database, and both batch concurrent work).",
     )
 
 
