@@ -267,7 +267,7 @@ async def test_changes_need_admin_and_reads_need_models_read(
     assert reads[1].json()["data"][0]["actor"] == "alice"
 
 
-def test_two_versions_of_one_model_are_in_the_store(cancer_versions: tuple[str, str]) -> None:
+async def test_two_versions_of_one_model_are_in_the_store(cancer_versions: tuple[str, str]) -> None:
     older, newer = (bentoml.models.get(tag) for tag in cancer_versions)
 
     assert older.info.metadata["seed"] != newer.info.metadata["seed"]
