@@ -206,22 +206,32 @@ async def _load_until(
     return answers
 
 
-async def _promote_and_roll_back(lifecycle: Lifecycle) -> tuple[list[Answer], float, float]:
+@dataclass(frozen=True)
+class Change:
+    """When a deployment change was asked for, and when it had answered (committed)."""
+
+    sent: float
+    done: float
+
+
+async def _promote_and_roll_back(lifecycle: Lifecycle) -> tuple[list[Answer], Change, Change]:
     older, newer = lifecycle.cancer
     server = lifecycle.server
     stop = asyncio.Event()
     load = asyncio.create_task(_load_until(server, lifecycle.rows, stop))
     await asyncio.sleep(2.0)
+    sent = time.monotonic()
     await asyncio.to_thread(_deploy, server, "cancer-rf", production=_version(newer))
-    promoted_at = time.monotonic()
+    promotion = Change(sent, time.monotonic())
     await asyncio.sleep(5.0)
+    sent = time.monotonic()
     response = await asyncio.to_thread(_api, server, "POST", f"{CANCER}/deployment/rollback")
+    rollback = Change(sent, time.monotonic())
     assert response.status_code == 201, response.text
     assert response.json()["data"]["production"] == _version(older)
-    rolled_back_at = time.monotonic()
     await asyncio.sleep(5.0)
     stop.set()
-    return await load, promoted_at, rolled_back_at
+    return await load, promotion, rollback
 
 
 def test_promotion_and_rollback_under_load_drop_nothing_and_reach_both_workers(
@@ -231,22 +241,29 @@ def test_promotion_and_rollback_under_load_drop_nothing_and_reach_both_workers(
     _deploy(lifecycle.server, "cancer-rf", production=_version(older))
     time.sleep(FOLLOW_S)
 
-    answers, promoted_at, rolled_back_at = asyncio.run(_promote_and_roll_back(lifecycle))
+    answers, promotion, rollback = asyncio.run(_promote_and_roll_back(lifecycle))
 
     assert len(answers) > 100
     failed = [(a.status, a.error) for a in answers if a.status != 201]
     assert failed == [], f"{len(failed)} failed; server log:\n{lifecycle.server.log_tail(60)}"
     assert all(a.version is not None and a.meta_version is not None for a in answers)
     served_by = _served_by(lifecycle.server)
+    # A change holds from its commit, between its request and its answer: each period runs
+    # from a change's answer plus FOLLOW_S to the moment the next change was asked for.
     periods = {
         _version(newer): [
-            a for a in answers if promoted_at + FOLLOW_S <= a.started < rolled_back_at
+            a for a in answers if promotion.done + FOLLOW_S <= a.started < rollback.sent
         ],
-        _version(older): [a for a in answers if a.started >= rolled_back_at + FOLLOW_S],
+        _version(older): [a for a in answers if a.started >= rollback.done + FOLLOW_S],
     }
     for version, period in periods.items():
+        stray = [
+            (round(a.started - promotion.done, 2), a.version, served_by.get(a.request_id))
+            for a in period
+            if a.version != version
+        ]
         assert period, f"no request in the {version} period"
-        assert {a.version for a in period} == {version}
+        assert stray == [], f"{version} period (s after the promotion, version, worker pid)"
         assert len({served_by[a.request_id] for a in period}) == 2, "both workers must serve"
 
 
