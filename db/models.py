@@ -4,7 +4,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, MetaData, String, Uuid
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Uuid,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -23,7 +35,12 @@ class Base(DeclarativeBase):
 
 
 class Prediction(Base):
-    """One predicted row: what was asked, what the model answered, and later its true label."""
+    """One predicted row: what was asked, what the model answered, and later its true label.
+
+    `role` says how the version was chosen (production, canary, pinned by the caller, or
+    shadow); a shadow row is a shadow version's answer to a copy of the production row
+    `shadow_of`, never returned to the caller, and deleted with it.
+    """
 
     __tablename__ = "predictions"
 
@@ -38,13 +55,19 @@ class Prediction(Base):
     label: Mapped[Any | None] = mapped_column(JsonDocument)
     labelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    role: Mapped[str] = mapped_column(String(16), server_default="production")
+    shadow_of: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("predictions.id", ondelete="CASCADE")
+    )
 
     __table_args__ = (
         Index(None, "created_at", "id"),
         Index(None, "model_name", "created_at"),
         Index(None, "model_name", "model_version", "created_at"),
+        Index(None, "model_name", "role", "created_at"),
         Index(None, "labelled_at"),
         Index(None, "request_id"),
+        Index(None, "shadow_of"),
     )
 
 
@@ -79,3 +102,52 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index(None, "user_id"),)
+
+
+class DeploymentRevision(Base):
+    """One revision of a model's deployment, append-only: what it became, who, when and how."""
+
+    __tablename__ = "deployment_revisions"
+
+    model_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    production: Mapped[str] = mapped_column(String(200))
+    canary_version: Mapped[str | None] = mapped_column(String(200))
+    canary_weight: Mapped[float] = mapped_column(Float)
+    canary_sticky: Mapped[str] = mapped_column(String(16))
+    shadow: Mapped[list[str]] = mapped_column(JsonDocument)
+    action: Mapped[str] = mapped_column(String(16))
+    restored_revision: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ModelDeployment(Base):
+    """The current deployment of one model: a pointer to its latest revision.
+
+    The sum of `revision` over this table grows by one with every committed change, so the
+    gateway workers poll it as a cheap change counter.
+    """
+
+    __tablename__ = "model_deployments"
+
+    model_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["model_name", "revision"],
+            ["deployment_revisions.model_name", "deployment_revisions.revision"],
+        ),
+    )
+
+
+class MonitoringLease(Base):
+    """Which gateway worker runs a periodic job (e.g. the drift gauge refresh) until when."""
+
+    __tablename__ = "monitoring_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

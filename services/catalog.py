@@ -1,8 +1,12 @@
 """Which models this deployment serves: resolved against the model store once, then described
 from their store metadata (schemas, metrics; never files or weights).
 
-The runner services use the refs (which tags to declare and load); the prediction pipeline and
-the model routes use the catalog (resolve `name` or `name:version` to a served model).
+Several versions of one model may be served side by side (`SERVING_MODELS=cancer-rf:v1,
+cancer-rf:v2`); a bare `name` there means the store's newest version of it. The runner services
+use the refs (which tags to declare and load); the prediction pipeline and the model routes use
+the catalog (look up `name:version`, list a model's versions). Which version answers an
+unpinned request is the deployment's decision (services.deployments); without one it is the
+newest served version (`ModelCatalog.newest`).
 """
 
 import logging
@@ -34,11 +38,12 @@ class ModelRef:
 
 @lru_cache(maxsize=1)
 def served_refs() -> tuple[ModelRef, ...]:
-    """The configured models with their versions pinned (a bare name means the latest)."""
+    """The configured models with their versions pinned (a bare name means the latest); a tag
+    named twice (say `cancer-rf` and its latest `cancer-rf:v2`) is served once."""
     import bentoml
     from bentoml.exceptions import NotFound
 
-    refs = []
+    refs: list[ModelRef] = []
     for wanted in serving_settings().models:
         try:
             stored = bentoml.models.get(wanted)
@@ -47,10 +52,9 @@ def served_refs() -> tuple[ModelRef, ...]:
                 f"model {wanted} is not in the model store; export it first (make models)"
             ) from None
         framework = stored.info.labels.get("framework", "")
-        refs.append(ModelRef(stored.tag.name, str(stored.tag.version), framework))
-    names = [ref.name for ref in refs]
-    if len(set(names)) != len(names):
-        raise ModelNotLoaded("SERVING_MODELS names one model twice; serve one version per name")
+        ref = ModelRef(stored.tag.name, str(stored.tag.version), framework)
+        if ref not in refs:
+            refs.append(ref)
     return tuple(refs)
 
 
@@ -84,10 +88,15 @@ class ServedModel:
 
 
 class ModelCatalog:
-    """Looks up served models by `name` or `name:version`."""
+    """Looks up served models by `name:version`, and lists each name's versions."""
 
     def __init__(self, models: list[ServedModel]) -> None:
-        self._by_name = {model.ref.name: model for model in models}
+        self._by_tag = {model.ref.tag: model for model in models}
+        self._by_name: dict[str, list[ServedModel]] = {}
+        for model in models:
+            self._by_name.setdefault(model.ref.name, []).append(model)
+        for versions in self._by_name.values():
+            versions.sort(key=lambda m: (m.created_at, m.ref.version), reverse=True)
 
     @classmethod
     def from_store(cls, refs: tuple[ModelRef, ...] | None = None) -> "ModelCatalog":
@@ -108,16 +117,42 @@ class ModelCatalog:
         return cls(models)
 
     def all(self) -> list[ServedModel]:
-        """Every served model, by name."""
-        return sorted(self._by_name.values(), key=lambda model: model.ref.name)
+        """Every served model version, by name, the newest version of each name first."""
+        return [model for name in self.names() for model in self._by_name[name]]
+
+    def names(self) -> list[str]:
+        """The served model names, sorted."""
+        return sorted(self._by_name)
+
+    def versions(self, name: str) -> list[ServedModel]:
+        """The served versions of `name`, newest first (empty for an unknown name)."""
+        return list(self._by_name.get(name, ()))
+
+    def newest(self, name: str) -> ServedModel:
+        """The newest served version of `name` (by export time): the production version until
+        a deployment says otherwise; ModelNotFound for a name that is not served."""
+        versions = self._by_name.get(name)
+        if not versions:
+            raise self.not_found(name)
+        return versions[0]
+
+    def get(self, name: str, version: str) -> ServedModel | None:
+        """The served `name:version`, or None."""
+        return self._by_tag.get(f"{name}:{version}")
 
     def resolve(self, wanted: str) -> ServedModel:
-        """The served model for `name` or `name:version`; ModelNotFound otherwise."""
+        """The served model for `name:version`, or the newest version for `name`;
+        ModelNotFound otherwise."""
         name, _, version = wanted.partition(":")
-        model = self._by_name.get(name)
-        if model is None or (version and version != model.ref.version):
-            raise ModelNotFound(
-                f"model {wanted!r} is not served",
-                details={"served": sorted(m.ref.tag for m in self._by_name.values())},
-            )
+        if not version:
+            return self.newest(name)
+        model = self.get(name, version)
+        if model is None:
+            raise self.not_found(wanted)
         return model
+
+    def not_found(self, wanted: str) -> ModelNotFound:
+        """The 404 for a model or version this deployment does not serve."""
+        return ModelNotFound(
+            f"model {wanted!r} is not served", details={"served": sorted(self._by_tag)}
+        )

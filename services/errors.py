@@ -12,6 +12,8 @@ AppError (500 internal_error)
 ├── NotFound (404 not_found)
 │   └── ModelNotFound (404 model_not_found)
 ├── Conflict (409 conflict)
+│   ├── VersionNotLoaded (409 version_not_loaded)   a deployment names a version not served
+│   └── IncompatibleVersion (409 incompatible_version)   its features or classes differ
 ├── UnsupportedMediaType (415 unsupported_media_type)
 ├── ValidationFailed (422 validation_error)
 ├── InvalidFeatureSchema (500 invalid_feature_schema)
@@ -90,6 +92,18 @@ class ModelNotFound(NotFound):
 class Conflict(AppError):
     status_code = 409
     error_code = "conflict"
+
+
+class VersionNotLoaded(Conflict):
+    """A deployment names a version this service does not load; details say how to load it."""
+
+    error_code = "version_not_loaded"
+
+
+class IncompatibleVersion(Conflict):
+    """A deployment pairs versions whose features or classes differ; details list how."""
+
+    error_code = "incompatible_version"
 
 
 class UnsupportedMediaType(AppError):

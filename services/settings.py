@@ -19,7 +19,8 @@ class ServingSettings(BaseSettings):
     )
     models: Annotated[tuple[str, ...], NoDecode] = Field(
         default=DEFAULT_MODELS,
-        description="Models to serve: `name` (latest) or `name:version`, comma-separated.",
+        description="Models to serve, comma-separated: `name` (its newest version in the store) "
+        "or `name:version`; list several versions of one name to serve them side by side.",
     )
     max_rows: int = Field(default=256, ge=1, le=10_000, description="Rows per prediction request.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Request body limit.")

@@ -46,3 +46,18 @@ def reference_models() -> dict[str, str]:
         name: train_reference(name, version="test-seed42")
         for name in ("fraud-xgb", "cancer-rf", "digits-mlp")
     }
+
+
+SECOND_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def second_versions(reference_models: dict[str, str]) -> dict[str, str]:
+    """A second version of cancer-rf and digits-mlp, trained with another seed after the
+    reference ones (so it is the newest); recipe name -> stored tag."""
+    from tests.utils.recipes import train_reference
+
+    return {
+        name: train_reference(name, version=f"test-seed{SECOND_SEED}", seed=SECOND_SEED)
+        for name in ("cancer-rf", "digits-mlp")
+    }

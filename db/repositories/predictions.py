@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Prediction
 
+SHADOW_ROLE = "shadow"
 SortField = Literal["created_at", "latency_ms", "model_name", "model_version"]
 SORT_COLUMNS = {
     "created_at": Prediction.created_at,
@@ -34,11 +35,14 @@ class PredictionQuery:
     created_after: datetime | None = None
     created_before: datetime | None = None
     principal: str | None = None
+    shadow: bool = False  # shadow rows only, or (the default) the callers' predictions only
     sort: SortField = "created_at"
     descending: bool = True
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
+        conditions: list[ColumnElement[bool]] = [
+            Prediction.role == SHADOW_ROLE if self.shadow else Prediction.role != SHADOW_ROLE
+        ]
         if self.model is not None:
             conditions.append(Prediction.model_name == self.model)
         if self.model_version is not None:

@@ -79,6 +79,7 @@ class GatewayMiddleware:
         finally:
             current_request.reset(token)
             _log(scope, context, state.status, time.perf_counter() - started)
+            _run_after_response(context)
 
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, state: "_ResponseState"
@@ -225,6 +226,14 @@ async def _send_error_body(
     await send({"type": "http.response.body", "body": body})
 
 
+def _run_after_response(context: RequestContext) -> None:
+    for callback in context.after_response:
+        try:
+            callback()
+        except Exception:
+            logger.exception("after-response work failed", extra={"request_id": context.request_id})
+
+
 def _request_id(scope: Scope) -> str:
     candidate = Headers(scope=scope).get("x-request-id")
     if candidate is not None and REQUEST_ID.fullmatch(candidate):
@@ -247,6 +256,7 @@ def _log(scope: Scope, context: RequestContext, status: int, seconds: float) -> 
         "method": scope.get("method"),
         "endpoint": path,
         "model_version": context.model_version,
+        "model_role": context.model_role,
         "latency_ms": round(seconds * 1000, 3),
         "status": status,
         "error": context.error_code,

@@ -74,6 +74,12 @@ class PredictionFilters(BaseModel):
     created_after: FilterTime | None = Field(default=None, alias="filter[created_after]")
     created_before: FilterTime | None = Field(default=None, alias="filter[created_before]")
     principal: FilterText | None = Field(default=None, alias="filter[principal]")
+    shadow: Literal["true", "false"] = Field(
+        default="false",
+        alias="filter[shadow]",
+        description="`true`: only shadow versions' outputs (never returned to callers); "
+        "`false` (default): only the callers' predictions",
+    )
 
     def query(self) -> PredictionQuery:
         """The repository's query for these filters and sort order."""
@@ -81,6 +87,7 @@ class PredictionFilters(BaseModel):
         del filters["sort"]
         if self.labelled is not None:
             filters["labelled"] = self.labelled == "true"
+        filters["shadow"] = self.shadow == "true"
         field = self.sort.removeprefix("-")
         return PredictionQuery(sort=field, descending=self.sort.startswith("-"), **filters)  # type: ignore[arg-type]
 

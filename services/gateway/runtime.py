@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from services.auth.authenticator import Authenticator
 from services.auth.credentials import TokenSigner
 from services.cache import ResultCache
-from services.catalog import ModelCatalog
+from services.catalog import ModelCatalog, ServedModel
+from services.gateway.lifecycle import Lifecycle
 from services.persistence import PredictionStore
 from services.pipeline.inference import Inference
 from services.pipeline.prediction_service import PredictionService
@@ -33,6 +34,14 @@ class GatewayRuntime:
     limiter: RateLimiter | None = None
     cache: ResultCache | None = None
     probes: Mapping[str, ReadinessProbe] = field(default_factory=dict)
+    lifecycle: Lifecycle | None = None  # deployments, shadows, drift gauge (needs the log)
+
+    def resolve(self, wanted: str) -> ServedModel:
+        """`name:version`, or for a bare `name` the version that answers it now: the
+        deployment's production (the newest served version where no deployment runs)."""
+        if ":" not in wanted and self.lifecycle is not None:
+            return self.lifecycle.deployments.snapshot.production(wanted)
+        return self.catalog.resolve(wanted)
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
         """Every runner up with its models loaded and golden-checked, plus the probes."""
@@ -46,7 +55,9 @@ class GatewayRuntime:
         return ready, {name: detail for name, (_, detail) in results.items()}
 
     async def close(self) -> None:
-        """Release pooled connections (database, Redis)."""
+        """Stop background work; release pooled connections (database, Redis)."""
+        if self.lifecycle is not None:
+            await self.lifecycle.close()
         if self.store is not None:
             await self.store.close()
         await self.redis.close()

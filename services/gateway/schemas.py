@@ -99,6 +99,10 @@ class PredictionRecord(BaseModel):
     label: int | str | None
     labelled_at: UtcDatetime | None
     created_at: UtcDatetime
+    role: str = Field(description="How the version was chosen: production, canary, pinned, shadow")
+    shadow_of: uuid.UUID | None = Field(
+        default=None, description="For a shadow row: the production prediction it copied."
+    )
 
     @classmethod
     def of(cls, row: Any) -> Self:
@@ -149,10 +153,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-# What every route may answer; routes add what only they can (409, 415).
+# What every route may answer; routes add what only they can (409). A route that takes a JSON
+# body also answers 415: services.gateway.app documents that for every such route.
 ERROR_RESPONSES = error_responses(400, 401, 403, 404, 413, 422, 429, 500, 503, 504)
-# Routes that take a JSON body answer 415 to a body in another content type.
-JSON_BODY_RESPONSES = error_responses(415)
 
 
 class OAuthErrorResponse(BaseModel):

@@ -12,7 +12,14 @@ from services.auth.epochs import CredentialEpochs
 from services.auth.settings import AuthSettings
 from services.cache import ResultCache
 from services.catalog import ModelCatalog
+from services.deployments.settings import (
+    DeploymentSettings,
+    MonitoringSettings,
+    deployment_settings,
+    monitoring_settings,
+)
 from services.errors import ServiceUnavailable
+from services.gateway.lifecycle import Lifecycle, start_lifecycle
 from services.gateway.runtime import GatewayRuntime, ReadinessProbe
 from services.persistence import PredictionStore
 from services.pipeline.inference import Inference
@@ -35,6 +42,8 @@ async def build_runtime(
     auth: AuthSettings | None = None,
     redis: RedisSettings | None = None,
     limits: RateLimitSettings | None = None,
+    deployment: DeploymentSettings | None = None,
+    monitoring: MonitoringSettings | None = None,
 ) -> GatewayRuntime:
     """A ready-to-serve runtime, or an AppError saying why the service must not start."""
     auth = auth or AuthSettings()
@@ -55,6 +64,7 @@ async def build_runtime(
     catalog = catalog or ModelCatalog.from_store()
     inference = Inference(runners, serving)
     cache = ResultCache(guard, redis) if redis.cache_enabled else None
+    lifecycle = await _lifecycle(catalog, inference, store, deployment, monitoring)
     probes: dict[str, ReadinessProbe] = {"redis": guard.ping}
     if store is not None:
         probes["database"] = store.ping
@@ -69,6 +79,8 @@ async def build_runtime(
             store=store,
             cache=cache,
             auth_enabled=signer is not None,
+            router=lifecycle.deployments if lifecycle else None,
+            shadows=lifecycle.shadows if lifecycle else None,
         ),
         redis=guard,
         store=store,
@@ -77,7 +89,32 @@ async def build_runtime(
         limiter=limiter,
         cache=cache,
         probes=probes,
+        lifecycle=lifecycle,
     )
+
+
+async def _lifecycle(
+    catalog: ModelCatalog,
+    inference: Inference,
+    store: PredictionStore | None,
+    deployment: DeploymentSettings | None,
+    monitoring: MonitoringSettings | None,
+) -> Lifecycle | None:
+    """Deployments live in the database: without the prediction log (benchmarks only) every
+    model serves its newest version, with no canary, shadow or drift gauge."""
+    if store is None:
+        return None
+    try:
+        return await start_lifecycle(
+            catalog=catalog,
+            inference=inference,
+            store=store,
+            deployment=deployment or deployment_settings(),
+            monitoring=monitoring or monitoring_settings(),
+        )
+    except Exception:
+        await store.close()
+        raise
 
 
 async def _prediction_log(

@@ -6,9 +6,9 @@ served it and the error code it ended with.
 """
 
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -19,6 +19,9 @@ class RequestContext:
     request_id: str
     model_version: str | None = None
     error_code: str | None = None
+    model_role: str | None = None  # how the deployment chose the version (production, canary...)
+    # Work that must not delay the response: run once it has been sent (e.g. shadow traffic).
+    after_response: list[Callable[[], object]] = field(default_factory=list)
 
 
 current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
@@ -29,11 +32,23 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def note_model_version(tag: str) -> None:
-    """Record the model version that served the current request (meta and access log)."""
+def note_model_version(tag: str, role: str | None = None) -> None:
+    """Record the model version that served the current request, and how the deployment chose
+    it (meta and access log)."""
     context = current_request.get()
     if context is not None:
         context.model_version = tag
+        context.model_role = role
+
+
+def after_response(callback: Callable[[], object]) -> None:
+    """Call `callback` once the current request's response has been sent (at once outside a
+    request): for work the caller must not wait for."""
+    context = current_request.get()
+    if context is None:
+        callback()
+    else:
+        context.after_response.append(callback)
 
 
 def scope_state(scope: MutableMapping[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ every worker writes to BentoML's PROMETHEUS_MULTIPROC_DIR, so /metrics shows the
 bentos/observability holds the dashboard and alert rules built on these names.
 """
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 INFERENCE_LATENCY = Histogram(
     name="model_inference_latency_seconds",
@@ -39,3 +39,27 @@ RATE_LIMITED = Counter(
     "rate_limited_total", "Requests refused with 429, by route class.", ["route_class"]
 )
 CACHE = Counter("inference_cache_total", "Result cache lookups, by outcome.", ["outcome"])
+DEPLOYMENT_REQUESTS = Counter(
+    "deployment_requests_total",
+    "Prediction requests per model version and how the version was chosen "
+    "(role: production, canary, shadow, pinned).",
+    ["model", "version", "role"],
+)
+DEPLOYMENT_REFRESH_FAILURES = Counter(
+    "deployment_refresh_failures_total",
+    "Polls of the deployment state that failed (the worker keeps its last snapshot).",
+)
+SHADOW_JOBS = Counter(
+    "shadow_jobs_total",
+    "Shadow copies of production requests, by outcome: stored, dropped (queue full) or failed.",
+    ["model", "outcome"],
+)
+# Written by the one worker holding the refresh lease; "mostrecent" shows its latest value
+# even when the lease moved from another worker process that wrote earlier.
+FEATURE_PSI = Gauge(
+    "model_feature_psi",
+    "Population stability index of a feature: served inputs of the last MONITORING_DRIFT_WINDOW "
+    "against the version's reference distribution.",
+    ["model", "version", "feature"],
+    multiprocess_mode="mostrecent",
+)

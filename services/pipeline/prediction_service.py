@@ -1,7 +1,8 @@
 """The one place a prediction happens, whichever front door it came through.
 
-authorize -> resolve the model -> validate against its feature schema -> result cache ->
-runner (coalesced) -> shape outputs -> durable log (committed before returning) -> metrics.
+authorize -> route (the deployment picks the version: production, canary or the pinned one) ->
+validate against its feature schema -> result cache -> runner (coalesced) -> shape outputs ->
+durable log (committed before returning) -> metrics -> shadow copies, after the response.
 Front doors (the REST router, and any other protocol) only translate requests and results.
 """
 
@@ -16,11 +17,14 @@ from services.auth.principal import Principal, authorize
 from services.auth.scopes import PREDICTIONS_WRITE
 from services.cache import ResultCache, result_key
 from services.catalog import ModelCatalog, ModelRef, ServedModel
+from services.deployments.routing import Router, build_snapshot
+from services.deployments.state import Role
 from services.http.context import note_model_version
-from services.observability.metrics import OUT_OF_RANGE, PREDICTIONS
+from services.observability.metrics import DEPLOYMENT_REQUESTS, OUT_OF_RANGE, PREDICTIONS
 from services.persistence import PredictionStore
 from services.pipeline.inference import Inference
 from services.pipeline.postprocess import prediction_outputs
+from services.pipeline.shadow import ShadowJob, ShadowQueue
 from services.pipeline.validation import validate_rows
 from services.settings import ServingSettings
 
@@ -51,6 +55,7 @@ class PredictionResult:
     model: ModelRef
     rows: list[PredictedRow]
     latency_ms: float
+    role: Role = "production"  # how the deployment chose `model`
 
     def public(self) -> dict[str, Any]:
         """The REST representation of the result."""
@@ -72,6 +77,8 @@ class PredictionService:
         store: PredictionStore | None,
         cache: ResultCache | None,
         auth_enabled: bool,
+        router: Router | None = None,
+        shadows: ShadowQueue | None = None,
     ) -> None:
         self.catalog = catalog
         self.inference = inference
@@ -79,12 +86,17 @@ class PredictionService:
         self.store = store
         self.cache = cache
         self.auth_enabled = auth_enabled
+        self.router = router or build_snapshot(catalog, {})
+        self.shadows = shadows
 
     async def predict(self, request: PredictionRequest) -> PredictionResult:
         """Predict, log durably and return; AppError (4xx/5xx) on any problem."""
         authorize(request.caller, PREDICTIONS_WRITE, auth_enabled=self.auth_enabled)
-        model = self.catalog.resolve(request.model)
-        note_model_version(model.ref.tag)
+        principal = request.caller.subject if request.caller else None
+        # The request keeps this route to the end, whatever deployment change happens meanwhile.
+        route = self.router.route(request.model, request_id=request.request_id, principal=principal)
+        model = route.model
+        note_model_version(model.ref.tag, route.role)
         validated = validate_rows(
             request.inputs,
             model.metadata.feature_schema,
@@ -101,7 +113,6 @@ class PredictionService:
         ]
         if self.store is not None:
             now = datetime.now(UTC)
-            principal = request.caller.subject if request.caller else None
             await self.store.record(
                 [
                     {
@@ -114,18 +125,33 @@ class PredictionService:
                         "latency_ms": latency_ms,
                         "principal": principal,
                         "created_at": now,
+                        "role": route.role,
                     }
                     for inputs, row in zip(validated.rows, predicted, strict=True)
                 ]
             )
         PREDICTIONS.labels(model=model.ref.name, version=model.ref.version).inc(len(predicted))
+        DEPLOYMENT_REQUESTS.labels(
+            model=model.ref.name, version=model.ref.version, role=route.role
+        ).inc()
         for flagged in validated.out_of_range:
             for feature in flagged:
                 OUT_OF_RANGE.labels(model=model.ref.name, feature=feature).inc()
+        if route.shadows and self.shadows is not None and self.store is not None:
+            self.shadows.defer(
+                ShadowJob(
+                    request_id=request.request_id,
+                    principal=principal,
+                    rows=validated.rows,
+                    primary_ids=[row.id for row in predicted],
+                    shadows=route.shadows,
+                )
+            )
         return PredictionResult(
             model=model.ref,
             rows=predicted,
             latency_ms=latency_ms,
+            role=route.role,
         )
 
     async def _probabilities(

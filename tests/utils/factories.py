@@ -155,3 +155,33 @@ def write_table(path: Path, frame: pd.DataFrame) -> Path:
     else:
         frame.to_parquet(path, index=False)
     return path
+
+
+def served_model(
+    name: str,
+    version: str,
+    *,
+    age_days: int = 0,
+    schema: FeatureSchema | None = None,
+    classes: tuple[int | str, ...] = (0, 1),
+) -> Any:
+    """A ServedModel for catalog and routing unit tests: its metadata holds only a schema, the
+    classes and metrics (no files, no model); `age_days` back from a fixed export time."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.artifact.metadata import ArtifactMetadata
+    from services.artifact.schema import OutputSchema
+    from services.catalog import ModelRef, ServedModel
+
+    metadata = ArtifactMetadata.model_construct(
+        feature_schema=schema or tiny_schema(),
+        output_schema=OutputSchema(target="label", classes=classes),
+        metrics={"accuracy": 0.9},
+        reference_distribution=None,
+    )
+    return ServedModel(
+        ref=ModelRef(name, version, "sklearn"),
+        metadata=metadata,
+        stage="candidate",
+        created_at=datetime(2026, 11, 1, tzinfo=UTC) - timedelta(days=age_days),
+    )

@@ -17,6 +17,7 @@ from starlette.routing import Mount
 from db.settings import DatabaseSettings
 from services.auth.settings import AuthSettings
 from services.catalog import ModelCatalog, ModelRef
+from services.deployments.settings import DeploymentSettings, MonitoringSettings
 from services.gateway.app import create_app
 from services.gateway.oip.app import create_oip_app
 from services.gateway.runtime import GatewayRuntime
@@ -46,10 +47,12 @@ async def build_gateway(
     auth: AuthSettings | None = None,
     redis: RedisSettings | None = None,
     limits: RateLimitSettings | None = None,
+    deployment: DeploymentSettings | None = None,
+    monitoring: MonitoringSettings | None = None,
     **serving: Any,
 ) -> tuple[Any, GatewayRuntime]:
     """The gateway's ASGI app (middleware chain around the /api/v1 app) and its runtime; the
-    caller closes the runtime. Options as for `gateway_client`."""
+    caller closes the runtime. Options as for `gateway_client`; the drift gauge refresh is off."""
     refs = model_refs(tags)
     runners = {}
     for framework in {ref.framework for ref in refs}:
@@ -71,6 +74,8 @@ async def build_gateway(
         auth=auth or AuthSettings(enabled=False),
         redis=redis or RedisSettings(cache_enabled=False),
         limits=limits or RateLimitSettings(enabled=False),
+        deployment=deployment,
+        monitoring=monitoring or MonitoringSettings(drift_refresh_s=0),
     )
     app = create_app()
     # As the Gateway service mounts them: /api/v1, and the protocol's app (its routes carry /v2).
@@ -92,15 +97,25 @@ async def gateway_client(
     auth: AuthSettings | None = None,
     redis: RedisSettings | None = None,
     limits: RateLimitSettings | None = None,
+    deployment: DeploymentSettings | None = None,
+    monitoring: MonitoringSettings | None = None,
     **serving: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayRuntime]]:
     """An httpx client on the gateway serving `tags`; db_url None switches persistence off.
 
-    Auth, rate limits and the cache are off unless their settings are passed. Other keyword
-    arguments are ServingSettings fields, or DatabaseSettings fields prefixed `db_`.
+    Auth, rate limits and the cache are off unless their settings are passed; so is the drift
+    gauge refresh. Other keyword arguments are ServingSettings fields, or DatabaseSettings
+    fields prefixed `db_`.
     """
     app, runtime = await build_gateway(
-        tags, db_url=db_url, auth=auth, redis=redis, limits=limits, **serving
+        tags,
+        db_url=db_url,
+        auth=auth,
+        redis=redis,
+        limits=limits,
+        deployment=deployment,
+        monitoring=monitoring,
+        **serving,
     )
     transport = httpx.ASGITransport(app=app)
     try:

@@ -6,8 +6,10 @@ from training_export.train import train_recipe
 SEED = 42
 
 
-def train_reference(recipe: str, *, version: str, model_name: str | None = None) -> str:
-    """Train `recipe` with the reference seed; return the stored tag."""
+def train_reference(
+    recipe: str, *, version: str, model_name: str | None = None, seed: int = SEED
+) -> str:
+    """Train `recipe` (with the reference seed unless told otherwise); return the stored tag."""
     return train_recipe(
-        recipe, seed=SEED, version=version, settings=ExportSettings(), model_name=model_name
+        recipe, seed=seed, version=version, settings=ExportSettings(), model_name=model_name
     )

@@ -425,6 +425,27 @@ def _deployments(layout: Layout) -> list[Builder[Panel]]:
             ],
             "percentunit",
         ),
+        _timeseries(
+            layout,
+            "Shadow jobs by outcome",
+            "Copies of production requests run on shadow versions after the response: stored, "
+            "dropped (the per-worker queue was full) or failed. Drops mean the shadow comparison "
+            "sees fewer rows, never that a caller waited.",
+            [
+                Query(
+                    f"sum by (model, outcome) (rate(shadow_jobs_total{{{MODEL}}}[{RATE}]))",
+                    "{{model}} {{outcome}}",
+                )
+            ],
+            "ops",
+        ),
+        _timeseries(
+            layout,
+            "Deployment refresh failures",
+            "Polls of the deployment state that failed; a worker keeps its last snapshot meanwhile.",
+            [Query(f"sum(rate(deployment_refresh_failures_total{{{JOB}}}[{RATE}]))", "failures")],
+            "ops",
+        ),
     ]
 
 

@@ -146,7 +146,7 @@ async def server_metadata() -> dict[str, Any]:
     dependencies=[require(MODELS_READ)],
 )
 async def model_metadata(name: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return _metadata(_resolve(runtime, name, None))
+    return _metadata(runtime, _resolve(runtime, name, None))
 
 
 @router.get(
@@ -158,7 +158,7 @@ async def model_metadata(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     dependencies=[require(MODELS_READ)],
 )
 async def model_version_metadata(name: str, version: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return _metadata(_resolve(runtime, name, version))
+    return _metadata(runtime, _resolve(runtime, name, version))
 
 
 @router.get(
@@ -213,16 +213,16 @@ def _resolve(runtime: GatewayRuntime, name: str, version: str | None) -> ServedM
     wanted = name if version is None else f"{name}:{version}"
     if ":" in name or (version is not None and ":" in version):
         raise ModelNotFound(f"model {wanted!r} is not served")
-    model = runtime.catalog.resolve(wanted)
+    model = runtime.resolve(wanted)
     note_model_version(model.ref.tag)
     return model
 
 
-def _metadata(model: ServedModel) -> dict[str, Any]:
+def _metadata(runtime: GatewayRuntime, model: ServedModel) -> dict[str, Any]:
     classes = model.metadata.output_schema.classes
     return {
         "name": model.ref.name,
-        "versions": [model.ref.version],
+        "versions": [served.ref.version for served in runtime.catalog.versions(model.ref.name)],
         "platform": model.ref.framework,
         "inputs": input_metadata(model.metadata.feature_schema),
         "outputs": output_metadata(classes),

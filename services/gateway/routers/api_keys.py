@@ -17,7 +17,6 @@ from services.gateway.dependencies import CallerDep, StoreDep, require
 from services.gateway.query import PageQuery
 from services.gateway.schemas import (
     ERROR_RESPONSES,
-    JSON_BODY_RESPONSES,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
@@ -34,7 +33,6 @@ router = APIRouter(
     status_code=201,
     response_model=Envelope[ApiKeyCreated],
     summary="Create an API key (shown once)",
-    responses=JSON_BODY_RESPONSES,
 )
 async def create(
     body: ApiKeyCreate, store: StoreDep, caller: CallerDep, response: Response

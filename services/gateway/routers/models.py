@@ -18,7 +18,9 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=PageEnvelope[ModelPublic], summary="List served models")
+@router.get(
+    "", response_model=PageEnvelope[ModelPublic], summary="List served models, every version"
+)
 async def list_models(runtime: RuntimeDep, page: Annotated[PageQuery, Query()]) -> dict[str, Any]:
     models = runtime.catalog.all()
     chosen = models[page.offset : page.offset + page.limit]
@@ -29,4 +31,4 @@ async def list_models(runtime: RuntimeDep, page: Annotated[PageQuery, Query()]) 
 async def get_model(
     runtime: RuntimeDep, name: Annotated[str, Path(pattern=MODEL_REF, max_length=200)]
 ) -> dict[str, Any]:
-    return success(runtime.catalog.resolve(name).public())
+    return success(runtime.resolve(name).public())

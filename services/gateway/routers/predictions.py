@@ -20,7 +20,6 @@ from services.gateway.dependencies import CallerDep, PredictionServiceDep, Store
 from services.gateway.query import PredictionFilters, PredictionListQuery
 from services.gateway.schemas import (
     ERROR_RESPONSES,
-    JSON_BODY_RESPONSES,
     LabelUpdate,
     PredictionCreate,
     PredictionRecord,
@@ -40,7 +39,6 @@ router = APIRouter(prefix="/predictions", tags=["predictions"], responses=ERROR_
     summary="Predict one or more rows with one model",
     description="Send `Cache-Control: no-cache` to bypass the result cache.",
     dependencies=[require(PREDICTIONS_WRITE)],
-    responses=JSON_BODY_RESPONSES,
 )
 async def create_predictions(
     body: PredictionCreate, service: PredictionServiceDep, caller: CallerDep, request: Request
@@ -133,7 +131,6 @@ async def get_prediction(prediction_id: uuid.UUID, store: StoreDep) -> dict[str,
     response_model=Envelope[PredictionRecord],
     summary="Record the ground-truth label",
     dependencies=[require(PREDICTIONS_WRITE)],
-    responses=JSON_BODY_RESPONSES,
 )
 async def label_prediction(
     prediction_id: uuid.UUID, body: LabelUpdate, store: StoreDep
@@ -142,6 +139,12 @@ async def label_prediction(
         row = await repository.get_prediction(session=session, prediction_id=prediction_id)
         if row is None:
             raise NotFound(f"no prediction {prediction_id}")
+        if row.shadow_of is not None:
+            raise ValidationFailed(
+                f"{prediction_id} is a shadow prediction: label the production prediction "
+                f"{row.shadow_of}, whose label scores its shadows too",
+                details={"errors": [{"field": "label", "code": "shadow_prediction"}]},
+            )
         classes = list(row.outputs.get("probabilities", {}))
         if str(body.label) not in classes:
             raise ValidationFailed(

@@ -14,7 +14,6 @@ from services.gateway.query import PageQuery
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.schemas import (
     ERROR_RESPONSES,
-    JSON_BODY_RESPONSES,
     UserCreate,
     UserPublic,
     UserUpdate,
@@ -32,7 +31,7 @@ router = APIRouter(
     status_code=201,
     response_model=Envelope[UserPublic],
     summary="Create a user",
-    responses={**JSON_BODY_RESPONSES, **error_responses(409)},
+    responses=error_responses(409),
 )
 async def create(body: UserCreate, store: StoreDep) -> dict[str, Any]:
     user = await create_user(
@@ -53,7 +52,6 @@ async def list_all(store: StoreDep, page: Annotated[PageQuery, Query()]) -> dict
 @router.patch(
     "/{user_id}",
     response_model=Envelope[UserPublic],
-    responses=JSON_BODY_RESPONSES,
     summary="Change a user (tokens issued before stop working at once)",
 )
 async def change(

@@ -13,7 +13,7 @@ LAYERS: list[set[str]] = [
     {"errors", "settings", "batching", "circuit", "http", "observability"},
     {"artifact", "redis_client"},
     {"catalog", "cache", "persistence", "monitoring"},
-    {"auth", "runners"},
+    {"auth", "runners", "deployments"},
     {"ratelimit"},
     {"pipeline"},
     {"gateway"},

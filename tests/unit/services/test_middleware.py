@@ -13,7 +13,7 @@ import pytest
 
 from services.errors import ModelNotFound
 from services.gateway.middleware import GatewayMiddleware
-from services.http.context import current_request
+from services.http.context import after_response, current_request
 from services.http.envelope import error_document, success
 from tests.utils.asgi import (
     ASGIApp,
@@ -21,6 +21,7 @@ from tests.utils.asgi import (
     RecordedResponse,
     Scope,
     Send,
+    http_scope,
     read_body,
     request,
     respond,
@@ -135,6 +136,29 @@ def test_the_request_context_is_reset_after_the_request() -> None:
     request(_wrap(_meta_echo), headers=[("X-Request-ID", "client-0000001")])
 
     assert current_request.get() is None
+
+
+def test_after_response_work_runs_once_the_whole_response_was_sent() -> None:
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        after_response(lambda: events.append("after-response work"))
+        await respond(send, 201, b'{"data": 1}', chunk_size=4)
+
+    async def recording_send(message: dict[str, Any]) -> None:
+        events.append(message["type"])
+
+    async def drive() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        await _wrap(app)(http_scope("/x"), receive, recording_send)
+
+    asyncio.run(drive())
+
+    assert events[0] == "http.response.start"
+    assert events[-1] == "after-response work"
+    assert events.count("http.response.body") == 3
 
 
 def test_error_responses_carry_the_request_id_too() -> None:
