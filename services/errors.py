@@ -11,6 +11,7 @@ AppError (500 internal_error)
 ├── NotFound (404 not_found)
 │   └── ModelNotFound (404 model_not_found)
 ├── Conflict (409 conflict)
+│   └── IdempotencyKeyReused (409 idempotency_key_reused)
 ├── ValidationFailed (422 validation_error)
 ├── InvalidFeatureSchema (500 invalid_feature_schema)
 ├── ArtifactMismatch (500 artifact_mismatch)
@@ -31,10 +32,18 @@ class AppError(Exception):
     status_code: ClassVar[int] = 500
     error_code: ClassVar[str] = "internal_error"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = details or {}
+        # Sent as Retry-After: set where the service knows when trying again makes sense.
+        self.retry_after_s = retry_after_s
 
 
 class BadRequest(AppError):
@@ -82,6 +91,12 @@ class ModelNotFound(NotFound):
 class Conflict(AppError):
     status_code = 409
     error_code = "conflict"
+
+
+class IdempotencyKeyReused(Conflict):
+    """An Idempotency-Key came back with a different request body."""
+
+    error_code = "idempotency_key_reused"
 
 
 class ValidationFailed(AppError):

@@ -41,7 +41,10 @@ def error_response(exc: AppError) -> Response:
     if exc.status_code >= 500:
         logger.error("%s: %s", exc.error_code, exc.message, exc_info=exc)
     body = error_document(exc.error_code, exc.message, exc.details)
-    return Response(body, status_code=exc.status_code, media_type="application/json")
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    return Response(
+        body, status_code=exc.status_code, media_type="application/json", headers=headers
+    )
 
 
 async def _app_error(_: Request, exc: AppError) -> Response:

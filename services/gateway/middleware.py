@@ -1,10 +1,14 @@
-"""The outermost ASGI middleware: request id, probes, body limit, error envelope, access log.
+"""The outermost ASGI middleware: request id, probes, time limits, body limit, error envelope,
+access log and HTTP metrics.
 
 It wraps everything the gateway serves, BentoML's own routes included, so every error body a
 client sees is the envelope: a non-envelope error from anywhere is replaced by a generic one
-(its original text, which may carry internals, goes to the log only).
+(its original text, which may carry internals, goes to the log only). Its own time limits are
+below BentoML's traffic timeout, so a stalled body is a 408 and a stalled handler a 504, both
+in the envelope, before BentoML's bare 504 could answer.
 """
 
+import asyncio
 import json
 import logging
 import os
@@ -18,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.auth.principal import principal_of
 from services.errors import AppError
-from services.http.asgi import send_document, send_error
+from services.http.asgi import retry_after, send_document, send_error
 from services.http.context import (
     RUNTIME_KEY,
     RequestContext,
@@ -27,11 +31,17 @@ from services.http.context import (
     scope_state,
 )
 from services.http.envelope import generic_error, is_envelope, success
+from services.http.routes import route_template
 from services.observability.logs import ACCESS_LOGGER
-from services.observability.metrics import ERRORS
+from services.observability.metrics import ERRORS, HTTP_DURATION, HTTP_REQUESTS, method_label
+from services.persistence import is_database_failure
+from services.settings import ServerSettings
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-QUIET_PATHS = ("/health", "/ready", "/livez", "/readyz", "/metrics")
+# BentoML's probe paths answer like ours, so no probe anywhere returns a bare body.
+LIVENESS_PATHS = frozenset({"/health", "/livez", "/healthz"})
+READINESS_PATHS = frozenset({"/ready", "/readyz"})
+QUIET_PATHS = LIVENESS_PATHS | READINESS_PATHS | {"/metrics"}
 access_log = logging.getLogger(ACCESS_LOGGER)
 logger = logging.getLogger("services.gateway")
 
@@ -49,17 +59,27 @@ class BodyTooLarge(Exception):
     """The request body passed the configured limit while it was being read."""
 
 
+class BodyTimeout(Exception):
+    """The request body did not arrive within the body timeout."""
+
+
 class GatewayMiddleware:
     """See the module docstring. `runtime` returns the service runtime (None while starting):
     it goes into every request's state, the one way every inner layer reaches it, and its
     readiness answers `/ready`. Without a provider (unit tests) /ready is always ready."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, runtime: RuntimeProvider | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        runtime: RuntimeProvider | None = None,
+        limits: ServerSettings | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.runtime = runtime
+        self.limits = limits or ServerSettings()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,6 +87,8 @@ class GatewayMiddleware:
             return
         if self.runtime is not None:
             scope_state(scope)[RUNTIME_KEY] = self.runtime()
+        # Labelled before the inner apps rewrite the scope (mounts change root_path and app).
+        route = route_template(scope.get("app") or self.app, scope)
         context = RequestContext(request_id=_request_id(scope))
         token = current_request.set(context)
         started = time.perf_counter()
@@ -75,16 +97,20 @@ class GatewayMiddleware:
             await self._handle(scope, receive, _wrap_send(send, context, state), state)
         finally:
             current_request.reset(token)
-            _log(scope, context, state.status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            method = method_label(scope.get("method", ""))
+            HTTP_REQUESTS.labels(route=route, method=method, status=str(state.status)).inc()
+            HTTP_DURATION.labels(route=route, method=method).observe(seconds)
+            _log(scope, context, state.status, seconds)
 
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, state: "_ResponseState"
     ) -> None:
         path = scope["path"]
-        if path == "/health":
+        if path in LIVENESS_PATHS:
             await send_document(send, 200, success({"status": "alive"}))
             return
-        if path == "/ready":
+        if path in READINESS_PATHS:
             await self._ready(scope, send)
             return
         declared = _content_length(scope)
@@ -93,35 +119,82 @@ class GatewayMiddleware:
                 send, 413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes"
             )
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.request_timeout_s
+        receive = self._limited(receive, state, loop.time() + self.limits.body_timeout_s)
         try:
-            await self.app(scope, self._limited(receive, state), send)
+            async with asyncio.timeout_at(deadline) as timer:
+                state.timer = timer
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    state.timer = None  # a finished timer must not be rescheduled
         except Exception as exc:
+            timed_out = timer.expired()
             if state.started:  # too late for another response; the client sees a cut body
                 logger.exception("error after the response started on %s", path)
                 return
-            if isinstance(exc, BodyTooLarge):
-                await send_error(
-                    send,
-                    413,
-                    "payload_too_large",
-                    f"request body exceeds {self.max_body_bytes} bytes",
-                )
-            elif isinstance(exc, AppError):
-                await send_error(send, exc.status_code, exc.error_code, exc.message, exc.details)
-            else:
-                logger.exception("unhandled error on %s %s", scope.get("method"), path)
-                await send_error(send, 500, "internal_error", "Internal server error.")
+            await self._error(scope, send, state, exc, timed_out=timed_out)
 
-    def _limited(self, receive: Receive, state: "_ResponseState") -> Receive:
+    async def _error(
+        self, scope: Scope, send: Send, state: "_ResponseState", exc: Exception, *, timed_out: bool
+    ) -> None:
+        if isinstance(exc, BodyTooLarge) or state.body_too_large:
+            await send_error(
+                send, 413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes"
+            )
+        elif isinstance(exc, BodyTimeout) or state.body_timed_out:
+            await _send_body_timeout(send, self.limits.body_timeout_s)
+        elif isinstance(exc, TimeoutError) and timed_out:
+            seconds = self.limits.request_timeout_s
+            logger.warning("no response within %s s on %s", seconds, scope["path"])
+            await send_error(
+                send,
+                504,
+                "gateway_timeout",
+                f"The request was not answered within {self.limits.request_timeout_s:g} s.",
+            )
+        elif isinstance(exc, AppError):
+            await send_error(
+                send,
+                exc.status_code,
+                exc.error_code,
+                exc.message,
+                exc.details,
+                retry_after(exc.retry_after_s),
+            )
+        elif is_database_failure(exc):
+            logger.error("database unavailable on %s: %r", scope["path"], exc)
+            await send_error(
+                send,
+                503,
+                "database_unavailable",
+                "The database is not available right now; retry later.",
+                headers=retry_after(1),
+            )
+        else:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
+            await send_error(send, 500, "internal_error", "Internal server error.")
+
+    def _limited(self, receive: Receive, state: "_ResponseState", body_deadline: float) -> Receive:
         seen = 0
+        complete = False
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:  # after the body, apps wait for a disconnect: no deadline on that
+                return await receive()
+            try:
+                async with asyncio.timeout_at(body_deadline):
+                    message = await receive()
+            except TimeoutError:
+                # The app may swallow this (FastAPI answers 400); the error body becomes 408.
+                state.body_timed_out = True
+                raise BodyTimeout from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > self.max_body_bytes:
-                    # The app may swallow this (FastAPI answers 400); the error body becomes 413.
                     state.body_too_large = True
                     raise BodyTooLarge
             return message
@@ -149,6 +222,19 @@ class _ResponseState:
     status = 500
     started = False  # a response start was sent on to the server: too late for another one
     body_too_large = False
+    body_timed_out = False
+    timer: asyncio.Timeout | None = None  # the request deadline, until the response starts
+
+
+async def _send_body_timeout(send: Send, seconds: float) -> None:
+    # The rest of the body may still be on its way: this connection cannot carry another request.
+    await send_error(
+        send,
+        408,
+        "request_timeout",
+        f"The request body did not arrive within {seconds:g} s.",
+        headers=[(b"connection", b"close")],
+    )
 
 
 def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Send:
@@ -157,6 +243,8 @@ def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Se
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
+            if state.timer is not None:
+                state.timer.reschedule(None)  # the response has begun: the deadline is met
             state.status = message["status"]
             headers = [
                 (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
@@ -185,9 +273,14 @@ async def _send_error_body(
     send: Send, start: Message, body: bytes, context: RequestContext, state: _ResponseState
 ) -> None:
     status = start["status"]
+    extra: list[tuple[bytes, bytes]] = []
     if state.body_too_large and status != 413:
         status = state.status = 413
         context.error_code, body = generic_error(status)
+    elif state.body_timed_out and status != 408:
+        status = state.status = 408
+        context.error_code, body = generic_error(status)
+        extra = [(b"connection", b"close")]
     elif is_envelope(body):
         context.error_code = context.error_code or json.loads(body)["error"]["code"]
     else:
@@ -203,6 +296,7 @@ async def _send_error_body(
         (k, v) for k, v in start["headers"] if k.lower() not in (b"content-length", b"content-type")
     ]
     keep += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    keep += extra
     ERRORS.labels(code=context.error_code, status=str(status)).inc()
     await send({"type": "http.response.start", "status": status, "headers": keep})
     await send({"type": "http.response.body", "body": body})

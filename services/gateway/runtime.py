@@ -8,6 +8,7 @@ from services.auth.authenticator import Authenticator
 from services.auth.credentials import TokenSigner
 from services.cache import ResultCache
 from services.catalog import ModelCatalog
+from services.gateway.drain import Drain
 from services.persistence import PredictionStore
 from services.pipeline.inference import Inference
 from services.pipeline.prediction_service import PredictionService
@@ -33,9 +34,13 @@ class GatewayRuntime:
     limiter: RateLimiter | None = None
     cache: ResultCache | None = None
     probes: Mapping[str, ReadinessProbe] = field(default_factory=dict)
+    drain: Drain = field(default_factory=Drain)
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Every runner up with its models loaded and golden-checked, plus the probes."""
+        """Not draining, every runner up with its models loaded and golden-checked, plus the
+        probes (each probe also moves its dependency's breaker: readiness and admission agree)."""
+        if self.drain.draining:
+            return False, {"gateway": "draining"}
         names = list(self.probes)
         runners, probed = await asyncio.gather(
             self.inference.readiness(self.catalog.all()),

@@ -1,5 +1,5 @@
-"""Class probabilities from the runners: per-framework coalescing, a timeout, latency metrics,
-and runner readiness."""
+"""Class probabilities from the runners: per-framework coalescing, a timeout, a circuit breaker
+per runner, latency metrics, and runner readiness."""
 
 import asyncio
 import logging
@@ -11,13 +11,20 @@ import numpy.typing as npt
 
 from services.batching import MicroBatcher
 from services.catalog import ServedModel
+from services.circuit import CircuitBreaker
 from services.errors import AppError, InferenceTimeout, ModelNotLoaded, RunnerError
-from services.observability.metrics import COALESCED_ROWS, INFERENCE_LATENCY
+from services.observability.metrics import (
+    COALESCED_ROWS,
+    INFERENCE_LATENCY,
+    breaker_listener,
+    report_up,
+)
 from services.runners.clients import RunnerClient
 from services.runners.protocol import PredictItem, PredictOutput
 from services.settings import ServingSettings
 
 logger = logging.getLogger("services.pipeline")
+PROBE_TIMEOUT_S = 2.0
 
 
 class Coalescer(MicroBatcher[PredictItem, PredictOutput]):
@@ -61,6 +68,15 @@ class Inference:
             )
             for framework, runner in self.runners.items()
         }
+        # A runner that is gone (killed, restarting) would hold every request until it is back
+        # or the timeout: once one call has failed, the others get 503 at once.
+        self.breakers = {
+            framework: CircuitBreaker(
+                pause_s=settings.runner_retry_after_s,
+                on_change=breaker_listener(f"runner:{framework}"),
+            )
+            for framework in self.runners
+        }
 
     async def probabilities(
         self, model: ServedModel, matrix: npt.NDArray[np.float32]
@@ -69,6 +85,12 @@ class Inference:
         framework = model.ref.framework
         if framework not in self.runners:
             raise ModelNotLoaded(f"no runner serves {framework} models")
+        breaker = self.breakers[framework]
+        if not breaker.allow():
+            raise ModelNotLoaded(
+                f"the {framework} runner is not available",
+                retry_after_s=breaker.retry_after_s(),
+            )
         item = PredictItem(model=model.ref.tag, rows=matrix.tolist())
         started = time.perf_counter()
         try:
@@ -76,13 +98,17 @@ class Inference:
                 self._call(framework, item), timeout=self.settings.inference_timeout_s
             )
         except TimeoutError:
+            breaker.failed()
             raise InferenceTimeout(
-                f"inference took longer than {self.settings.inference_timeout_s} s"
+                f"inference took longer than {self.settings.inference_timeout_s} s",
+                retry_after_s=breaker.retry_after_s(),
             ) from None
         except AppError:
+            breaker.succeeded()  # the runner answered: with an error about this request
             raise
         except Exception as exc:
-            raise _runner_failure(framework, exc) from exc
+            raise _runner_failure(framework, exc, breaker) from exc
+        breaker.succeeded()
         INFERENCE_LATENCY.labels(model=model.ref.name, version=model.ref.version).observe(
             time.perf_counter() - started
         )
@@ -111,18 +137,49 @@ class Inference:
         runner = self.runners.get(framework)
         if runner is None:
             return False, "no runner"
+        # The probe moves the breaker too, so /ready and admission agree about every runner.
+        breaker = self.breakers[framework]
         try:
-            status = await asyncio.wait_for(runner.status(), timeout=2.0)
+            status = await asyncio.wait_for(runner.status(), timeout=PROBE_TIMEOUT_S)
         except Exception:
+            breaker.failed()
+            report_up(f"runner:{framework}", False)
             return False, "unavailable"
         missing = sorted(tags - set(status.models))
-        return (False, f"models not loaded: {missing}") if missing else (True, "ok")
+        if missing:
+            breaker.failed()
+            report_up(f"runner:{framework}", False)
+            return False, f"models not loaded: {missing}"
+        breaker.succeeded()
+        report_up(f"runner:{framework}", True)
+        return True, "ok"
 
 
-def _runner_failure(framework: str, exc: Exception) -> AppError:
+def _runner_failure(framework: str, exc: Exception, breaker: CircuitBreaker) -> AppError:
+    logger.error("%s runner call failed: %r", framework, exc, exc_info=exc)
+    if _unreachable(exc):
+        breaker.failed()
+        return ModelNotLoaded(
+            f"the {framework} runner is not available", retry_after_s=breaker.retry_after_s()
+        )
+    breaker.succeeded()  # it answered, with a failure: not a reason to refuse everyone else
+    return RunnerError(f"the {framework} runner failed")
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Whether the runner could not be reached or dropped the call (gone, restarting)."""
+    import aiohttp
+    import httpx
     from bentoml.exceptions import ServiceUnavailable
 
-    logger.error("%s runner call failed: %r", framework, exc, exc_info=exc)
-    if isinstance(exc, (ServiceUnavailable, ConnectionError, OSError)):
-        return ModelNotLoaded(f"the {framework} runner is not available")
-    return RunnerError(f"the {framework} runner failed")
+    return isinstance(
+        exc,
+        (
+            ServiceUnavailable,
+            ConnectionError,
+            OSError,
+            httpx.TransportError,
+            aiohttp.ClientConnectionError,
+            aiohttp.ServerDisconnectedError,
+        ),
+    )
