@@ -121,8 +121,9 @@ class ServerSettings(BaseSettings):
         default=30.0,
         gt=0,
         le=3600,
-        description="On SIGTERM: how long in-flight requests may take to finish before they are "
-        "cancelled. Keep preStop + this + 5 s below terminationGracePeriodSeconds.",
+        description="On SIGTERM: how long admitted requests may take to finish (new ones get 503 "
+        "shutting_down) before they are cancelled. Keep preStop + this + 15 s (uvicorn's close "
+        "and the runners' exit) within terminationGracePeriodSeconds.",
     )
 
     @property

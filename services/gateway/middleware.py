@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.auth.principal import principal_of
 from services.errors import AppError
+from services.gateway.drain import Drain
 from services.http.asgi import retry_after, send_document, send_error
 from services.http.context import (
     RUNTIME_KEY,
@@ -41,7 +42,8 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 # BentoML's probe paths answer like ours, so no probe anywhere returns a bare body.
 LIVENESS_PATHS = frozenset({"/health", "/livez", "/healthz"})
 READINESS_PATHS = frozenset({"/ready", "/readyz"})
-QUIET_PATHS = LIVENESS_PATHS | READINESS_PATHS | {"/metrics"}
+PROBE_PATHS = LIVENESS_PATHS | READINESS_PATHS
+QUIET_PATHS = PROBE_PATHS | {"/metrics"}
 access_log = logging.getLogger(ACCESS_LOGGER)
 logger = logging.getLogger("services.gateway")
 
@@ -88,7 +90,7 @@ class GatewayMiddleware:
         if self.runtime is not None:
             scope_state(scope)[RUNTIME_KEY] = self.runtime()
         # Labelled before the inner apps rewrite the scope (mounts change root_path and app).
-        route = route_template(scope.get("app") or self.app, scope)
+        route = route_template(scope.get("app") or self.app, scope, PROBE_PATHS)
         context = RequestContext(request_id=_request_id(scope))
         token = current_request.set(context)
         started = time.perf_counter()
@@ -113,6 +115,30 @@ class GatewayMiddleware:
         if path in READINESS_PATHS:
             await self._ready(scope, send)
             return
+        drain: Drain | None = getattr(scope_state(scope).get(RUNTIME_KEY), "drain", None)
+        if drain is None or path == "/metrics":
+            await self._admitted(scope, receive, send, state)
+            return
+        if drain.draining:
+            await send_error(
+                send,
+                503,
+                "shutting_down",
+                "This server is shutting down; retry (another replica will answer).",
+                headers=[(b"retry-after", b"1"), (b"connection", b"close")],
+            )
+            return
+        state.drain = drain
+        drain.enter()
+        try:
+            await self._admitted(scope, receive, send, state)
+        finally:
+            drain.leave()
+
+    async def _admitted(
+        self, scope: Scope, receive: Receive, send: Send, state: "_ResponseState"
+    ) -> None:
+        path = scope["path"]
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
             await send_error(
@@ -224,6 +250,7 @@ class _ResponseState:
     body_too_large = False
     body_timed_out = False
     timer: asyncio.Timeout | None = None  # the request deadline, until the response starts
+    drain: Drain | None = None  # set for requests admitted by a worker that can drain
 
 
 async def _send_body_timeout(send: Send, seconds: float) -> None:
@@ -250,6 +277,8 @@ def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Se
                 (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
             ]
             headers.append((b"x-request-id", context.request_id.encode()))
+            if state.drain is not None and state.drain.draining:
+                headers.append((b"connection", b"close"))  # reconnect, to a server that stays
             message["headers"] = headers
             if state.status >= 400:
                 held["start"], held["body"] = message, b""

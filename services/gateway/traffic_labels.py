@@ -13,6 +13,7 @@ from typing import Any
 from bentoml._internal.server.http import instruments
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.gateway.middleware import PROBE_PATHS
 from services.http.routes import route_template
 
 _REAL_PATH = "services.real_path"
@@ -28,7 +29,7 @@ class TemplatedTrafficMetrics(instruments.RunnerTrafficMetricsMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope[_REAL_PATH] = scope["path"]
-            scope["path"] = route_template(scope.get("app"), scope)
+            scope["path"] = route_template(scope.get("app"), scope, PROBE_PATHS)
         await super().__call__(scope, receive, send)
 
     async def _with_real_path(self, scope: Scope, receive: Receive, send: Send) -> None:

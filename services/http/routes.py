@@ -13,11 +13,14 @@ UNMATCHED = "unmatched"
 _MAX_DEPTH = 32  # middleware wrappers between an app and its router
 
 
-def route_template(app: Any, scope: Any) -> str:
+def route_template(app: Any, scope: Any, fixed: frozenset[str] = frozenset()) -> str:
     """The template of the route `scope` would reach in `app` (or its router), else UNMATCHED.
 
-    A route that matches the path but not the method (405) still names its template.
+    A route that matches the path but not the method (405) still names its template; paths in
+    `fixed` (answered before routing, like probes) are their own label.
     """
+    if scope["path"] in fixed:
+        return str(scope["path"])
     router = _router_of(app)
     if router is None:
         return UNMATCHED

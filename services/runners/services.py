@@ -77,8 +77,9 @@ def _runner(framework: str, doc: str) -> Any:
             self.core = RunnerCore(
                 framework, _stored(self), golden_tolerance=SETTINGS.golden_tolerance
             )
-            # The gateway drains for up to its grace period; this runner serves until it is gone.
-            outlive_workers_of(GATEWAY_SERVICE, longest_s=server_settings().drain_grace_s + 5)
+            # The gateway drains for up to its grace period (then uvicorn's few seconds); this
+            # runner serves until the gateway's workers are gone.
+            outlive_workers_of(GATEWAY_SERVICE, longest_s=server_settings().drain_grace_s + 15)
 
         @bentoml.api(**_batching(framework))  # type: ignore[untyped-decorator]
         def predict(self, items: list[PredictItem]) -> list[PredictOutput]:

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
+from services.gateway.drain import Drain
 from services.gateway.middleware import GatewayMiddleware
 from services.settings import ServerSettings
 from tests.utils.asgi import (
@@ -216,3 +217,76 @@ def test_requests_are_counted_by_route_template_and_unknown_paths_as_unmatched()
         for sample in metric.samples
     }
     assert not any(label.startswith("/no/such") for label in labels)
+
+
+# drain
+
+
+class _DrainingRuntime:
+    def __init__(self) -> None:
+        self.drain = Drain()
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        return (False, {"gateway": "draining"}) if self.drain.draining else (True, {})
+
+
+def test_while_draining_new_requests_get_503_with_retry_after_and_close() -> None:
+    runtime = _DrainingRuntime()
+    runtime.drain.start()
+    middleware = GatewayMiddleware(_reading_app, max_body_bytes=1024, runtime=lambda: runtime)
+
+    response = request(middleware, "/api/v1/predictions", method="POST", chunks=[b"{}"])
+    ready = request(middleware, "/ready")
+    alive = request(middleware, "/health")
+
+    _error(response, 503, "shutting_down")
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["connection"] == "close"
+    _error(ready, 503, "not_ready")
+    assert alive.status == 200
+
+
+def test_a_request_admitted_before_the_drain_finishes_and_is_counted() -> None:
+    runtime = _DrainingRuntime()
+    middleware = GatewayMiddleware(_reading_app, max_body_bytes=1024, runtime=lambda: runtime)
+    seen: list[int] = []
+
+    async def scenario() -> RecordedResponse:
+        release = asyncio.Event()
+        scope = http_scope("/api/v1/predictions", method="POST")
+        recorded = RecordedResponse()
+        chunks = [b'{"a":', b"1}"]
+
+        async def receive() -> Message:
+            if len(chunks) == 1:
+                await release.wait()
+            return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)}
+
+        async def send(message: Message) -> None:
+            recorded.messages.append(message)
+
+        task = asyncio.create_task(middleware(scope, receive, send))
+        await asyncio.sleep(0.05)
+        seen.append(runtime.drain.in_flight)
+        runtime.drain.start()  # SIGTERM arrives while the body is still on its way
+        release.set()
+        await task
+        seen.append(runtime.drain.in_flight)
+        assert await runtime.drain.finished(0.1)
+        return recorded
+
+    response = asyncio.run(scenario())
+
+    assert response.status == 200
+    assert response.body == b'{"a":1}'
+    assert response.headers["connection"] == "close"
+    assert seen == [1, 0]
+
+
+def test_the_drain_gives_up_waiting_after_its_grace() -> None:
+    async def scenario() -> bool:
+        drain = Drain()
+        drain.enter()
+        return await drain.finished(0.05)
+
+    assert asyncio.run(scenario()) is False
