@@ -68,15 +68,11 @@ class Inference:
             )
             for framework, runner in self.runners.items()
         }
-        # A runner that is gone (killed, restarting) would hold every request until it is back
-        # or the timeout: once one call has failed, the others get 503 at once.
-        self.breakers = {
-            framework: CircuitBreaker(
-                pause_s=settings.runner_retry_after_s,
-                on_change=breaker_listener(f"runner:{framework}"),
-            )
+        self.guards = {
+            framework: RunnerGuard(framework, pause_s=settings.runner_retry_after_s)
             for framework in self.runners
         }
+        self.breakers = {framework: guard.breaker for framework, guard in self.guards.items()}
 
     async def probabilities(
         self, model: ServedModel, matrix: npt.NDArray[np.float32]
@@ -85,24 +81,36 @@ class Inference:
         framework = model.ref.framework
         if framework not in self.runners:
             raise ModelNotLoaded(f"no runner serves {framework} models")
-        breaker = self.breakers[framework]
-        if not breaker.allow():
-            raise ModelNotLoaded(
-                f"the {framework} runner is not available",
-                retry_after_s=breaker.retry_after_s(),
-            )
+        guard = self.guards[framework]
+        breaker = guard.breaker
+        guard.admit(lambda: self._probe(framework))
         item = PredictItem(model=model.ref.tag, rows=matrix.tolist())
         started = time.perf_counter()
+        call = asyncio.ensure_future(self._call(framework, item))
+        opened = guard.opened()
         try:
-            output = await asyncio.wait_for(
-                self._call(framework, item), timeout=self.settings.inference_timeout_s
+            done, _ = await asyncio.wait(
+                (call, opened),
+                timeout=self.settings.inference_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
             )
-        except TimeoutError:
-            breaker.failed()
-            raise InferenceTimeout(
-                f"inference took longer than {self.settings.inference_timeout_s} s",
-                retry_after_s=breaker.retry_after_s(),
-            ) from None
+        except BaseException:  # the request itself was cancelled (timeout, disconnect)
+            call.cancel()
+            raise
+        if call not in done:
+            call.cancel()
+            if not opened.done():
+                breaker.failed()
+                raise InferenceTimeout(
+                    f"inference took longer than {self.settings.inference_timeout_s} s",
+                    retry_after_s=breaker.retry_after_s(),
+                )
+            # Another call found the runner gone: this one would wait for nothing.
+            raise ModelNotLoaded(
+                f"the {framework} runner is not available", retry_after_s=breaker.retry_after_s()
+            )
+        try:
+            output = call.result()
         except AppError:
             breaker.succeeded()  # the runner answered: with an error about this request
             raise
@@ -113,6 +121,18 @@ class Inference:
             time.perf_counter() - started
         )
         return output.probabilities
+
+    async def _probe(self, framework: str) -> None:
+        """While a runner's breaker is open: one status call, in the background, that closes
+        the breaker when the runner answers again (no client request waits on a dead runner)."""
+        try:
+            await asyncio.wait_for(self.runners[framework].status(), timeout=PROBE_TIMEOUT_S)
+        except Exception:
+            self.breakers[framework].failed()
+            report_up(f"runner:{framework}", False)
+            return
+        self.breakers[framework].succeeded()
+        report_up(f"runner:{framework}", True)
 
     async def _call(self, framework: str, item: PredictItem) -> PredictOutput:
         if self.settings.batching:
@@ -153,6 +173,47 @@ class Inference:
         breaker.succeeded()
         report_up(f"runner:{framework}", True)
         return True, "ok"
+
+
+class RunnerGuard:
+    """A runner's circuit breaker, plus a signal that wakes the calls already waiting on it.
+
+    A runner that is gone (killed, restarting) holds every call: its socket still accepts, and
+    nobody answers until a new process has loaded its models. Once one call has failed, the
+    others waiting get 503 at once, new requests are refused at once (Retry-After), and one
+    background status probe per pause finds out when the runner is back.
+    """
+
+    def __init__(self, framework: str, *, pause_s: float) -> None:
+        self.framework = framework
+        self._gauges = breaker_listener(f"runner:{framework}")
+        self.breaker = CircuitBreaker(pause_s=pause_s, on_change=self._changed)
+        self._opened: asyncio.Future[None] | None = None
+        self._probe: asyncio.Task[None] | None = None  # a strong reference while it runs
+
+    def opened(self) -> "asyncio.Future[None]":
+        """Resolved when the breaker opens (from closed)."""
+        if self._opened is None:
+            self._opened = asyncio.get_running_loop().create_future()
+        return self._opened
+
+    def admit(self, probe: Callable[[], Awaitable[None]]) -> None:
+        """Pass while closed; while open, refuse (starting the one probe per pause)."""
+        if not self.breaker.degraded:
+            return
+        if self.breaker.allow() and (self._probe is None or self._probe.done()):
+            self._probe = asyncio.get_running_loop().create_task(probe())  # type: ignore[arg-type]
+        raise ModelNotLoaded(
+            f"the {self.framework} runner is not available",
+            retry_after_s=self.breaker.retry_after_s(),
+        )
+
+    def _changed(self, degraded: bool) -> None:
+        self._gauges(degraded)
+        if degraded and self._opened is not None and not self._opened.done():
+            self._opened.set_result(None)
+        if not degraded:
+            self._opened = None
 
 
 def _runner_failure(framework: str, exc: Exception, breaker: CircuitBreaker) -> AppError:

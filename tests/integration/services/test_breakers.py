@@ -60,6 +60,9 @@ async def test_a_dead_runner_fails_fast_after_the_first_failure_then_recovers(
         calls_while_open = calls
         coalescer._call = working
         await asyncio.sleep(2.1)
+        # The first request after the pause is refused too; it starts a background probe.
+        after_pause = await client.post("/api/v1/predictions", json=_body(tag))
+        await asyncio.sleep(0.2)
         recovered = await client.post("/api/v1/predictions", json=_body(tag))
 
     assert first.status_code == 503
@@ -70,10 +73,42 @@ async def test_a_dead_runner_fails_fast_after_the_first_failure_then_recovers(
     assert max(fast_s) < 0.5  # none waited on the runner (a call takes 1 s to fail)
     assert calls_while_open == 1
     assert open_gauge == 1
+    assert after_pause.status_code == 503
     assert recovered.status_code == 201
     assert _gauge("circuit_breaker_open", "runner:sklearn") == 0
     assert _gauge("dependency_up", "runner:sklearn") == 1
     assert runner is runtime.inference.runners["sklearn"]
+
+
+async def test_calls_already_waiting_on_a_runner_fail_as_soon_as_one_call_fails(
+    reference_models: dict[str, str],
+) -> None:
+    tag = reference_models["cancer-rf"]
+    async with gateway_client([tag], db_url=None, batching=False, inference_timeout_s=20.0) as (
+        client,
+        runtime,
+    ):
+        calls = 0
+
+        async def hung_then_reset(items: list[PredictItem]) -> list[PredictOutput]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await asyncio.sleep(0.5)
+                raise ConnectionResetError("runner process is gone")
+            await asyncio.sleep(30)  # queued on the dead runner's socket: no answer, ever
+            raise AssertionError("unreachable")
+
+        runtime.inference.runners["sklearn"].predict = hung_then_reset  # type: ignore[method-assign]
+        started = time.monotonic()
+        responses = await asyncio.gather(
+            *(client.post("/api/v1/predictions", json=_body(tag)) for _ in range(4))
+        )
+        elapsed = time.monotonic() - started
+
+    assert {r.status_code for r in responses} == {503}
+    assert {r.json()["error"]["code"] for r in responses} == {"model_not_loaded"}
+    assert elapsed < 3.0  # not the 20 s inference timeout
 
 
 async def test_ready_and_admission_agree_while_redis_comes_back(
