@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 
-.PHONY: run test models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-overhead lint typecheck pytest golden-fixtures constraints clean
+.PHONY: run test test-faults models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-overhead lint typecheck pytest golden-fixtures constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,12 @@ models: $(STAMP)
 migrate: $(STAMP)
 	$(PY) -m db.migrate upgrade
 
-## test: lint, type-check and the whole test suite
+## test: lint, type-check and the whole test suite except fault injection
 test: lint typecheck pytest
+
+## test-faults: fault injection against real servers (~10 min; .ci/run runs it after `make test`)
+test-faults: $(STAMP)
+	$(PY) -m pytest -m faults
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -53,7 +57,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy bentos/build.py bentos/gen_requirements.py bentos/smoke_predict.py bentos/gpu_check.py bentos/k8s/render.py
 
 pytest: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not faults"
 
 ## bento: build the CPU bento (bentofile.yaml) from the store's models; prints its tag
 bento: models

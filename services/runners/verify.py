@@ -12,6 +12,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from services.catalog import ModelRef, served_refs
 from services.errors import AppError
@@ -20,6 +21,7 @@ from services.runners.core import RunnerCore
 from services.settings import serving_settings
 
 EXIT_REFUSED = 3
+CODE_ROOT = Path(__file__).resolve().parents[2]  # holds the `services` package
 logger = logging.getLogger("services.runners")
 
 
@@ -40,9 +42,15 @@ def verify_models(refs: Sequence[ModelRef]) -> list[str]:
     return verified
 
 
-def main() -> int:
-    """Exit 0 when every served model verifies, EXIT_REFUSED (one log line says why) if not."""
+def main(argv: Sequence[str] = ()) -> int:
+    """Exit 0 when every served model verifies, EXIT_REFUSED (one log line says why) if not.
+    `argv` may name the model store to read (the one the server resolved its models from)."""
     configure_logging()
+    if argv:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+        from bentoml._internal.models import ModelStore
+
+        BentoMLContainer.model_store.set(ModelStore(argv[0]))
     try:
         refs = served_refs()
     except AppError as exc:
@@ -57,11 +65,21 @@ def main() -> int:
 
 
 def verify_or_exit() -> None:
-    """Run main() in a child process; SystemExit with its code if a model does not verify."""
-    code = subprocess.run([sys.executable, "-m", __name__], check=False).returncode
+    """Run main() in a child process; SystemExit with its code if a model does not verify.
+
+    The child reads the model store this process resolved the served models from (a built
+    bento's own store when serving a bento) and imports this code from where this process did.
+    """
+    import bentoml
+
+    refs = served_refs()
+    arguments = [str(Path(bentoml.models.get(refs[0].tag).path).parents[1])] if refs else []
+    code = subprocess.run(
+        [sys.executable, "-m", __name__, *arguments], cwd=CODE_ROOT, check=False
+    ).returncode
     if code != 0:
         raise SystemExit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -155,3 +155,22 @@ def test_the_renderer_refuses_what_it_does_not_implement(tmp_path: Path) -> None
 
     with pytest.raises(RENDER.UnsupportedKustomization, match="namePrefix"):
         RENDER.render(tmp_path)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_drain_finishes_before_kubernetes_kills_the_pod(overlay: str) -> None:
+    from services.gateway.drain import UVICORN_GRACE_S
+    from services.settings import ServerSettings
+
+    rendered = _rendered(overlay)
+    pod = rendered["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    grace = float(
+        rendered["ConfigMap"]["data"].get("SERVER_DRAIN_GRACE_S", ServerSettings().drain_grace_s)
+    )
+    # preStop, then the drain, then uvicorn's close; runners exit as soon as the gateway has.
+    needed = float(pre_stop[1]) + grace + UVICORN_GRACE_S + 5
+    assert needed <= pod["terminationGracePeriodSeconds"]
+    assert ServerSettings().drain_grace_s < pod["terminationGracePeriodSeconds"]
