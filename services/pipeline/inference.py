@@ -157,10 +157,15 @@ class Inference:
         runner = self.runners.get(framework)
         if runner is None:
             return False, "no runner"
-        # The probe moves the breaker too, so /ready and admission agree about every runner.
+        # The probe moves the breaker too, so /ready and admission agree about every runner;
+        # only a slow answer does not open it (on a saturated CPU that is no sign of a dead
+        # runner, and refusing everyone would turn a slow probe into an outage).
         breaker = self.breakers[framework]
         try:
             status = await asyncio.wait_for(runner.status(), timeout=PROBE_TIMEOUT_S)
+        except TimeoutError:
+            report_up(f"runner:{framework}", False)
+            return False, f"unavailable (no answer within {PROBE_TIMEOUT_S:g} s)"
         except Exception:
             breaker.failed()
             report_up(f"runner:{framework}", False)

@@ -171,6 +171,7 @@ def test_a_killed_runner_fails_fast_and_comes_back(
         traffic.stop()
 
     print(traffic.summary(), f"recovered after {recovered - killed:.1f} s")
+    print(server.errors("runner call failed", limit=5))
     assert _recovered(traffic, killed), "the runner did not come back"
     assert {o.status for o in traffic.outcomes} <= {201, 503}
     during = traffic.between(killed, recovered)

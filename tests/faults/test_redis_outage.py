@@ -48,8 +48,10 @@ def test_redis_outage_follows_the_policy_and_ready_agrees_with_admission(
             time.sleep(4)
             traffic.stop()
             log = server.log_tail(200)
+            errors = server.errors("runner", limit=5)
 
     print(policy, traffic.summary())
+    print(errors)
     outcomes = traffic.outcomes
     assert all(o.status is not None for o in outcomes), log
     assert not [o for o in outcomes if o.status not in (201, 503)], log

@@ -46,6 +46,14 @@ class RunningServer:
     def log_tail(self, lines: int = 40) -> str:
         return _tail(self.log_path, lines)
 
+    def errors(self, containing: str = "", limit: int = 20) -> str:
+        """The server log's error lines with `containing` (the first `limit`), for a report."""
+        text = _tail(self.log_path, 100_000)
+        found = [
+            line for line in text.splitlines() if '"level": "error"' in line and containing in line
+        ]
+        return "\n".join(line[:600] for line in found[:limit])
+
     def workers(self, service_name: str) -> list[psutil.Process]:
         """The live worker processes of one BentoML service (`gateway`, `sklearn_runner`)."""
         found = []
