@@ -61,10 +61,6 @@ class BodyTooLarge(Exception):
     """The request body passed the configured limit while it was being read."""
 
 
-class BodyTimeout(Exception):
-    """The request body did not arrive within the body timeout."""
-
-
 class GatewayMiddleware:
     """See the module docstring. `runtime` returns the service runtime (None while starting):
     it goes into every request's state, the one way every inner layer reaches it, and its
@@ -100,9 +96,7 @@ class GatewayMiddleware:
         finally:
             current_request.reset(token)
             seconds = time.perf_counter() - started
-            method = method_label(scope.get("method", ""))
-            HTTP_REQUESTS.labels(route=route, method=method, status=str(state.status)).inc()
-            HTTP_DURATION.labels(route=route, method=method).observe(seconds)
+            _observe(route, method_label(scope.get("method", "")), state.status, seconds)
             _log(scope, context, state.status, seconds)
 
     async def _handle(
@@ -145,40 +139,51 @@ class GatewayMiddleware:
                 send, 413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes"
             )
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.request_timeout_s
-        receive = self._limited(receive, state, loop.time() + self.limits.body_timeout_s)
+        deadlines = _Deadlines(
+            self.limits, body_expected=_has_body(scope, declared), path=path, state=state
+        )
         try:
-            async with asyncio.timeout_at(deadline) as timer:
-                state.timer = timer
-                try:
-                    await self.app(scope, receive, send)
-                finally:
-                    state.timer = None  # a finished timer must not be rescheduled
+            try:
+                await self.app(scope, self._limited(receive, state), send)
+            finally:
+                deadlines.close()
+        except asyncio.CancelledError:
+            if deadlines.expired is None:
+                raise  # not ours: the client went away or the server is stopping
+            deadlines.uncancel()
+            if state.started:
+                logger.warning("%s deadline passed after the response started", deadlines.expired)
+                return
+            await self._timeout(send, deadlines.expired)
         except Exception as exc:
-            timed_out = timer.expired()
             if state.started:  # too late for another response; the client sees a cut body
                 logger.exception("error after the response started on %s", path)
                 return
-            await self._error(scope, send, state, exc, timed_out=timed_out)
+            await self._error(scope, send, state, exc)
+
+    async def _timeout(self, send: Send, expired: str) -> None:
+        if expired == "body":
+            await send_error(
+                send,
+                408,
+                "request_timeout",
+                f"The request body did not arrive within {self.limits.body_timeout_s:g} s.",
+                headers=[(b"connection", b"close")],  # the rest may still be on its way
+            )
+            return
+        await send_error(
+            send,
+            504,
+            "gateway_timeout",
+            f"The request was not answered within {self.limits.request_timeout_s:g} s.",
+        )
 
     async def _error(
-        self, scope: Scope, send: Send, state: "_ResponseState", exc: Exception, *, timed_out: bool
+        self, scope: Scope, send: Send, state: "_ResponseState", exc: Exception
     ) -> None:
         if isinstance(exc, BodyTooLarge) or state.body_too_large:
             await send_error(
                 send, 413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes"
-            )
-        elif isinstance(exc, BodyTimeout) or state.body_timed_out:
-            await _send_body_timeout(send, self.limits.body_timeout_s)
-        elif isinstance(exc, TimeoutError) and timed_out:
-            seconds = self.limits.request_timeout_s
-            logger.warning("no response within %s s on %s", seconds, scope["path"])
-            await send_error(
-                send,
-                504,
-                "gateway_timeout",
-                f"The request was not answered within {self.limits.request_timeout_s:g} s.",
             )
         elif isinstance(exc, AppError):
             await send_error(
@@ -202,25 +207,18 @@ class GatewayMiddleware:
             logger.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
             await send_error(send, 500, "internal_error", "Internal server error.")
 
-    def _limited(self, receive: Receive, state: "_ResponseState", body_deadline: float) -> Receive:
+    def _limited(self, receive: Receive, state: "_ResponseState") -> Receive:
         seen = 0
-        complete = False
 
         async def limited() -> Message:
-            nonlocal seen, complete
-            if complete:  # after the body, apps wait for a disconnect: no deadline on that
-                return await receive()
-            try:
-                async with asyncio.timeout_at(body_deadline):
-                    message = await receive()
-            except TimeoutError:
-                # The app may swallow this (FastAPI answers 400); the error body becomes 408.
-                state.body_timed_out = True
-                raise BodyTimeout from None
+            nonlocal seen
+            message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                complete = not message.get("more_body", False)
+                if not message.get("more_body", False) and state.deadlines is not None:
+                    state.deadlines.body_complete = True
                 if seen > self.max_body_bytes:
+                    # The app may swallow this (FastAPI answers 400); the error body becomes 413.
                     state.body_too_large = True
                     raise BodyTooLarge
             return message
@@ -248,20 +246,57 @@ class _ResponseState:
     status = 500
     started = False  # a response start was sent on to the server: too late for another one
     body_too_large = False
-    body_timed_out = False
-    timer: asyncio.Timeout | None = None  # the request deadline, until the response starts
+    deadlines: "_Deadlines | None" = None
     drain: Drain | None = None  # set for requests admitted by a worker that can drain
 
 
-async def _send_body_timeout(send: Send, seconds: float) -> None:
-    # The rest of the body may still be on its way: this connection cannot carry another request.
-    await send_error(
-        send,
-        408,
-        "request_timeout",
-        f"The request body did not arrive within {seconds:g} s.",
-        headers=[(b"connection", b"close")],
-    )
+class _Deadlines:
+    """Both time limits of one request on one timer (a timeout context per body read would
+    cost a timer each): the body must be complete by the body deadline, the response must
+    have begun by the request deadline. When one passes, the request's task is cancelled and
+    `expired` says which ("body" or "response")."""
+
+    def __init__(
+        self, limits: ServerSettings, *, body_expected: bool, path: str, state: _ResponseState
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        now = self.loop.time()
+        self.body_at = now + limits.body_timeout_s
+        self.response_at = now + limits.request_timeout_s
+        self.path = path
+        self.state = state
+        self.body_complete = not body_expected
+        self.expired: str | None = None
+        state.deadlines = self
+        self._handle: asyncio.TimerHandle | None = self.loop.call_at(self._next(), self._fire)
+
+    def _next(self) -> float:
+        return self.response_at if self.body_complete else min(self.body_at, self.response_at)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if self.state.started or self.task is None:
+            return
+        now = self.loop.time()
+        if not self.body_complete and now >= self.body_at:
+            self.expired = "body"
+        elif now >= self.response_at:
+            self.expired = "response"
+            logger.warning("no response in time on %s", self.path)
+        else:
+            self._handle = self.loop.call_at(self._next(), self._fire)
+            return
+        self.task.cancel()
+
+    def uncancel(self) -> None:
+        if self.task is not None:
+            self.task.uncancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Send:
@@ -270,8 +305,6 @@ def _wrap_send(send: Send, context: RequestContext, state: _ResponseState) -> Se
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            if state.timer is not None:
-                state.timer.reschedule(None)  # the response has begun: the deadline is met
             state.status = message["status"]
             headers = [
                 (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
@@ -306,10 +339,6 @@ async def _send_error_body(
     if state.body_too_large and status != 413:
         status = state.status = 413
         context.error_code, body = generic_error(status)
-    elif state.body_timed_out and status != 408:
-        status = state.status = 408
-        context.error_code, body = generic_error(status)
-        extra = [(b"connection", b"close")]
     elif is_envelope(body):
         context.error_code = context.error_code or json.loads(body)["error"]["code"]
     else:
@@ -331,11 +360,36 @@ async def _send_error_body(
     await send({"type": "http.response.body", "body": body})
 
 
+# Labelled children, looked up once each: every label is bounded (route templates, methods,
+# statuses), so these stay small, and a request skips prometheus_client's label handling.
+_COUNTERS: dict[tuple[str, str, int], Any] = {}
+_TIMERS: dict[tuple[str, str], Any] = {}
+
+
+def _observe(route: str, method: str, status: int, seconds: float) -> None:
+    counter = _COUNTERS.get((route, method, status))
+    if counter is None:
+        counter = HTTP_REQUESTS.labels(route=route, method=method, status=str(status))
+        _COUNTERS[(route, method, status)] = counter
+    timer = _TIMERS.get((route, method))
+    if timer is None:
+        timer = _TIMERS[(route, method)] = HTTP_DURATION.labels(route=route, method=method)
+    counter.inc()
+    timer.observe(seconds)
+
+
 def _request_id(scope: Scope) -> str:
     candidate = Headers(scope=scope).get("x-request-id")
     if candidate is not None and REQUEST_ID.fullmatch(candidate):
         return candidate
     return new_request_id()
+
+
+def _has_body(scope: Scope, declared: int | None) -> bool:
+    """Whether the request announces a body (a length above 0, or chunked transfer)."""
+    if declared is not None:
+        return declared > 0
+    return "transfer-encoding" in Headers(scope=scope)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -40,7 +40,8 @@ async def _stalled_request(
     app: ASGIApp, *, first_chunk: bytes | None, path: str = "/api/v1/predictions"
 ) -> RecordedResponse:
     """POST whose body sends `first_chunk` (if any) and then nothing more, ever."""
-    scope = http_scope(path, method="POST", headers=[("X-Request-ID", "stalled-0001")])
+    headers = [("X-Request-ID", "stalled-0001"), ("Content-Length", "100")]
+    scope = http_scope(path, method="POST", headers=headers)
     sent_first = False
     never = asyncio.Event()
     recorded = RecordedResponse()
@@ -87,7 +88,7 @@ def test_a_body_that_stops_arriving_is_408_in_the_envelope() -> None:
     assert response.headers["connection"] == "close"
 
 
-def test_a_body_timeout_is_408_even_if_the_app_swallows_it() -> None:
+def test_a_body_timeout_is_408_even_if_the_app_swallows_errors() -> None:
     async def swallowing(scope: Scope, receive: Receive, send: Send) -> None:
         try:  # FastAPI turns any error while reading the body into its own 400
             await read_body(receive)
@@ -106,6 +107,7 @@ def test_a_handler_that_never_answers_is_504_in_the_envelope() -> None:
         await asyncio.Event().wait()
 
     response = request(_wrap(hanging), "/api/v1/models", headers=[("X-Request-ID", "hang-00001")])
+    # (a GET announces no body: only the request deadline applies, even past the body one)
 
     error = _error(response, 504, "gateway_timeout")
     assert "0.4 s" in error["message"]
