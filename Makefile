@@ -10,7 +10,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 
-.PHONY: promtool run test models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-env bench-batching bench-overhead bench-coldstart lint typecheck pytest golden-fixtures constraints dashboard clean
+.PHONY: promtool run test test-faults models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-env bench-batching bench-overhead bench-coldstart lint typecheck pytest golden-fixtures constraints dashboard clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,8 +50,12 @@ models: $(STAMP)
 migrate: $(STAMP)
 	$(PY) -m db.migrate upgrade
 
-## test: lint, type-check and the whole test suite
+## test: lint, type-check and the whole test suite except fault injection
 test: lint typecheck pytest
+
+## test-faults: fault injection against real servers (~10 min; .ci/run runs it after `make test`)
+test-faults: $(STAMP)
+	$(PY) -m pytest -m faults
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -64,7 +68,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy bench
 
 pytest: $(STAMP) $(PROMTOOL)
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not faults"
 
 ## bento: build the CPU bento (bentofile.yaml) from the store's models; prints its tag
 bento: models

@@ -27,6 +27,13 @@ class DatabaseSettings(BaseSettings):
     write_timeout_s: float = Field(
         default=10.0, gt=0, description="A prediction's commit must finish within this."
     )
+    retry_after_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Circuit breaker: after the database failed, answer 503 with Retry-After for "
+        "this long before one request (or /ready) tries it again.",
+    )
     group_commit_in_flight: int = Field(
         default=2, ge=1, le=32, description="Concurrent commits before new rows wait and group."
     )

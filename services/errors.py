@@ -13,7 +13,8 @@ AppError (500 internal_error)
 │   └── ModelNotFound (404 model_not_found)
 ├── Conflict (409 conflict)
 │   ├── VersionNotLoaded (409 version_not_loaded)   a deployment names a version not served
-│   └── IncompatibleVersion (409 incompatible_version)   its features or classes differ
+│   ├── IncompatibleVersion (409 incompatible_version)   its features or classes differ
+│   └── IdempotencyKeyReused (409 idempotency_key_reused)
 ├── UnsupportedMediaType (415 unsupported_media_type)
 ├── ValidationFailed (422 validation_error)
 ├── InvalidFeatureSchema (500 invalid_feature_schema)
@@ -35,10 +36,18 @@ class AppError(Exception):
     status_code: ClassVar[int] = 500
     error_code: ClassVar[str] = "internal_error"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = details or {}
+        # Sent as Retry-After: set where the service knows when trying again makes sense.
+        self.retry_after_s = retry_after_s
 
 
 class BadRequest(AppError):
@@ -111,6 +120,12 @@ class UnsupportedMediaType(AppError):
 
     status_code = 415
     error_code = "unsupported_media_type"
+
+
+class IdempotencyKeyReused(Conflict):
+    """An Idempotency-Key came back with a different request body."""
+
+    error_code = "idempotency_key_reused"
 
 
 class ValidationFailed(AppError):

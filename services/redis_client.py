@@ -9,7 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.circuit import CircuitBreaker
-from services.observability.metrics import REDIS_FAILURES
+from services.observability.metrics import REDIS_FAILURES, breaker_listener, report_up
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -50,6 +50,8 @@ class RedisGuard:
 
     def __init__(self, settings: RedisSettings) -> None:
         import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         self.settings = settings
         self.client: Redis | None = (
@@ -57,11 +59,16 @@ class RedisGuard:
                 settings.url,
                 socket_timeout=settings.timeout_s,
                 socket_connect_timeout=settings.timeout_s,
+                # One immediate retry replaces a pooled connection that a Redis restart closed;
+                # redis-py's default (3 retries, backoff) stretched each call far past timeout_s.
+                retry=Retry(NoBackoff(), 1),
             )
             if settings.url
             else None
         )
-        self.breaker = CircuitBreaker(pause_s=settings.retry_after_failure_s)
+        self.breaker = CircuitBreaker(
+            pause_s=settings.retry_after_failure_s, on_change=breaker_listener("redis")
+        )
 
     @property
     def usable(self) -> bool:
@@ -86,17 +93,22 @@ class RedisGuard:
             logger.warning("Redis is back; limits and cache are shared again")
 
     async def ping(self) -> tuple[bool, str]:
-        """Readiness: reachable, degraded (policy local) or unreachable (policy reject)."""
+        """Readiness: reachable, degraded (policy local) or unreachable (policy reject).
+
+        The ping moves the same breaker that admits requests: the moment /ready says Redis is
+        back, requests are admitted again, and the moment it says down, they are refused."""
         if self.client is None:
             return True, "not configured (in-process limits and cache)"
         try:
             await self.client.ping()
         except Exception as exc:
             self.failed("ping", exc)
+            report_up("redis", False)
             if self.settings.on_failure == "reject":
                 return False, "unreachable"
             return True, "degraded: unreachable, enforcing in-process limits"
         self.recovered()
+        report_up("redis", True)
         return True, "ok"
 
     async def close(self) -> None:

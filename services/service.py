@@ -20,22 +20,30 @@ from services.auth.settings import auth_settings
 from services.errors import AppError
 from services.gateway.app import create_app
 from services.gateway.client_api import predict_for_client
+from services.gateway.drain import drain_on_sigterm
 from services.gateway.oip.app import create_oip_app
+from services.gateway.protocol import install_http_protocol
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.stack import middleware_chain
+from services.gateway.traffic_labels import bound_bentoml_traffic_labels
 from services.gateway.wiring import build_runtime
 from services.observability.logs import configure_logging
 from services.ratelimit.settings import rate_limit_settings
 from services.redis_client import redis_settings
 from services.runners.clients import RemoteRunner
 from services.runners.services import SklearnRunner, TorchRunner, XGBoostRunner
-from services.settings import serving_settings
+from services.runners.verify import verify_or_exit
+from services.settings import GATEWAY_SERVICE, server_settings, serving_settings
 
 configure_logging()
 logger = logging.getLogger("services.gateway")
 SETTINGS = serving_settings()
+SERVER = server_settings()
 api = create_app()
 oip = create_oip_app()  # its routes carry /v2 themselves, so that GET /v2 is one of them
+# Before BentoML builds any app or uvicorn Config in this process (every worker imports this).
+bound_bentoml_traffic_labels()
+install_http_protocol()
 
 
 class _RuntimeSlot:
@@ -51,9 +59,10 @@ RUNTIME = _RuntimeSlot()
 
 
 @bentoml.service(
-    name="gateway",
+    name=GATEWAY_SERVICE,
     workers=SETTINGS.gateway_workers,
-    traffic={"timeout": 60},
+    # Above the middleware's own limits, so a slow request gets our enveloped 408/504 first.
+    traffic={"timeout": SERVER.bentoml_timeout_s},
     # Our middleware writes one JSON access line per request; BentoML's would be a second.
     logging={"access": {"enabled": False}},
 )
@@ -82,6 +91,12 @@ class Gateway:
         ctx.response.status_code = status
         return document
 
+    @bentoml.on_deployment  # type: ignore[untyped-decorator]
+    def verify_models() -> None:
+        """Once, in the server's main process, before any worker starts: refuse to start (exit
+        non-zero, one log line with model, tag and reason) if a served model fails its checks."""
+        verify_or_exit()
+
     @bentoml.on_startup  # type: ignore[untyped-decorator]
     async def start(self) -> None:
         """Build the runtime; refuse to start on a schema behind the code or a weak secret."""
@@ -103,6 +118,7 @@ class Gateway:
             logger.critical("refusing to start: %s", exc.message)
             raise
         RUNTIME.runtime = runtime
+        drain_on_sigterm(runtime.drain, SERVER.drain_grace_s)
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     async def stop(self) -> None:
@@ -117,6 +133,9 @@ class Gateway:
 
 
 for middleware, options in middleware_chain(
-    RUNTIME, max_body_bytes=SETTINGS.max_body_bytes, protect_metrics=auth_settings().protect_metrics
+    RUNTIME,
+    max_body_bytes=SETTINGS.max_body_bytes,
+    protect_metrics=auth_settings().protect_metrics,
+    limits=SERVER,
 ):
     Gateway.add_asgi_middleware(middleware, **options)  # type: ignore[attr-defined]

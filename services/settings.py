@@ -1,5 +1,6 @@
 """Service settings: one pydantic-settings class per concern, each with its own env prefix."""
 
+import math
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -7,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODELS = ("fraud-xgb", "cancer-rf", "digits-mlp")
+GATEWAY_SERVICE = "gateway"  # the entry service's BentoML name; runners outlive its workers
 
 
 class ServingSettings(BaseSettings):
@@ -51,6 +53,19 @@ class ServingSettings(BaseSettings):
     torch_gpu: float = Field(
         default=0, ge=0, description="GPUs the PyTorch runner asks BentoML for (0: none)."
     )
+    runner_retry_after_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Circuit breaker: after a runner failed, answer 503 with Retry-After for this "
+        "long before one request (or /ready) tries it again.",
+    )
+    idempotency_ttl_s: int = Field(
+        default=86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="How long an Idempotency-Key is remembered (and replays its 201).",
+    )
     golden_tolerance: float = Field(
         default=1e-5,
         ge=0,
@@ -66,6 +81,62 @@ class ServingSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+
+class ServerSettings(BaseSettings):
+    """The HTTP edge: time limits, connections per client, graceful drain (`SERVER_*`).
+
+    BentoML's own traffic timeout is set above `request_timeout_s`, so the gateway's enveloped
+    504 always answers first."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVER_", extra="ignore")
+
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A connection must deliver its request line and headers within this long of "
+        "opening (or of its previous response); else 408 and close.",
+    )
+    body_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="The whole request body must arrive within this long of the request start; "
+        "else 408.",
+    )
+    request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="A response must start within this long; else 504 in the envelope.",
+    )
+    max_connections_per_client: int = Field(
+        default=128,
+        ge=0,
+        description="Open connections one client address may hold per gateway worker (0: no "
+        "cap); more are answered 429 and closed. Raise or disable behind a proxy that "
+        "connects for many clients.",
+    )
+    drain_grace_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="On SIGTERM: how long admitted requests may take to finish (new ones get 503 "
+        "shutting_down) before they are cancelled. Keep preStop + this + 15 s (uvicorn's close "
+        "and the runners' exit) within terminationGracePeriodSeconds.",
+    )
+
+    @property
+    def bentoml_timeout_s(self) -> int:
+        """BentoML's traffic timeout: above ours, so it never answers first."""
+        return math.ceil(self.request_timeout_s) + 5
+
+
+@lru_cache(maxsize=1)
+def server_settings() -> ServerSettings:
+    """The process-wide HTTP edge settings, read once."""
+    return ServerSettings()
 
 
 @lru_cache(maxsize=1)

@@ -93,10 +93,15 @@ def served_openapi(app: FastAPI, request: Request) -> dict[str, Any]:
 
 def error_response(exc: AppError) -> Response:
     """An AppError as the envelope, with its status."""
-    if exc.status_code >= 500:
+    if exc.status_code >= 500 and exc.retry_after_s is None:
         logger.error("%s: %s", exc.error_code, exc.message, exc_info=exc)
+    elif exc.status_code >= 500:  # a known outage answered fast: the cause is logged once
+        logger.warning("%s: %s", exc.error_code, exc.message)
     body = error_document(exc.error_code, exc.message, exc.details)
-    return Response(body, status_code=exc.status_code, media_type="application/json")
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    return Response(
+        body, status_code=exc.status_code, media_type="application/json", headers=headers
+    )
 
 
 async def _app_error(_: Request, exc: AppError) -> Response:

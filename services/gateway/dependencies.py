@@ -1,5 +1,6 @@
 """FastAPI dependencies shared by the routers: the runtime, the prediction log, scope checks."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -8,10 +9,10 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from services.auth.middleware import API_PREFIX
 from services.auth.principal import Principal, authorize, principal_of
 from services.auth.scopes import ADMIN, MODELS_READ, PREDICTIONS_READ, PREDICTIONS_WRITE
-from services.errors import ModelNotLoaded, ServiceUnavailable
+from services.errors import DatabaseUnavailable, ModelNotLoaded, ServiceUnavailable
 from services.gateway.runtime import GatewayRuntime
 from services.http.context import runtime_in
-from services.persistence import PredictionStore
+from services.persistence import PredictionStore, is_database_failure
 from services.pipeline.prediction_service import PredictionService
 
 # Declared for the OpenAPI document (Swagger's Authorize button); the auth middleware has
@@ -41,11 +42,28 @@ async def get_runtime(request: Request) -> GatewayRuntime:
 RuntimeDep = Annotated[GatewayRuntime, Depends(get_runtime)]
 
 
-async def get_store(runtime: RuntimeDep) -> PredictionStore:
-    """The prediction log; 503 where persistence is switched off (benchmarks only)."""
-    if runtime.store is None:
+async def get_store(runtime: RuntimeDep) -> AsyncIterator[PredictionStore]:
+    """The prediction log; 503 where persistence is switched off (benchmarks only).
+
+    Every route that reads or writes the database goes through here, so this is where a
+    database outage becomes a 503 `database_unavailable` with Retry-After (never a 500), and
+    where the circuit breaker fails requests fast once the outage is known.
+    """
+    store = runtime.store
+    if store is None:
         raise ServiceUnavailable("the prediction log is disabled on this deployment")
-    return runtime.store
+    store.admit(trial=True)
+    try:
+        yield store
+    except Exception as exc:
+        store.observe(exc)
+        if is_database_failure(exc):
+            raise DatabaseUnavailable(
+                "the database is not available right now; retry later",
+                retry_after_s=store.breaker.retry_after_s(),
+            ) from exc
+        raise
+    store.observe(None)
 
 
 StoreDep = Annotated[PredictionStore, Depends(get_store)]

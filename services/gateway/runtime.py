@@ -8,6 +8,7 @@ from services.auth.authenticator import Authenticator
 from services.auth.credentials import TokenSigner
 from services.cache import ResultCache
 from services.catalog import ModelCatalog, ServedModel
+from services.gateway.drain import Drain
 from services.gateway.lifecycle import Lifecycle
 from services.persistence import PredictionStore
 from services.pipeline.inference import Inference
@@ -35,6 +36,7 @@ class GatewayRuntime:
     cache: ResultCache | None = None
     probes: Mapping[str, ReadinessProbe] = field(default_factory=dict)
     lifecycle: Lifecycle | None = None  # deployments, shadows, drift gauge (needs the log)
+    drain: Drain = field(default_factory=Drain)
 
     def resolve(self, wanted: str) -> ServedModel:
         """`name:version`, or for a bare `name` the version that answers it now: the
@@ -44,7 +46,10 @@ class GatewayRuntime:
         return self.catalog.resolve(wanted)
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Every runner up with its models loaded and golden-checked, plus the probes."""
+        """Not draining, every runner up with its models loaded and golden-checked, plus the
+        probes (each probe also moves its dependency's breaker: readiness and admission agree)."""
+        if self.drain.draining:
+            return False, {"gateway": "draining"}
         names = list(self.probes)
         runners, probed = await asyncio.gather(
             self.inference.readiness(self.catalog.all()),

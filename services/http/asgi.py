@@ -41,3 +41,8 @@ async def send_error(
 ) -> None:
     """The error envelope as a complete response."""
     await send_json(send, status, error_document(code, message, details), headers)
+
+
+def retry_after(seconds: int | None) -> list[tuple[bytes, bytes]]:
+    """The Retry-After header, when there is a value to send."""
+    return [] if seconds is None else [(b"retry-after", str(seconds).encode())]

@@ -5,6 +5,8 @@ every worker writes to BentoML's PROMETHEUS_MULTIPROC_DIR, so /metrics shows the
 bentos/observability holds the dashboard and alert rules built on these names.
 """
 
+from collections.abc import Callable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 INFERENCE_LATENCY = Histogram(
@@ -63,3 +65,52 @@ FEATURE_PSI = Gauge(
     ["model", "version", "feature"],
     multiprocess_mode="mostrecent",
 )
+
+# Bounded labels only: `route` is a route template (`unmatched` for unknown paths), `method` one
+# of METHODS or `other`, so anonymous traffic cannot add series.
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests, by route template, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from request start to the end of its response, by route template and method.",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Across workers: open if any live worker's breaker is open; down if any live worker sees it down.
+CIRCUIT_OPEN = Gauge(
+    "circuit_breaker_open",
+    "1 while requests that need this dependency are refused at once (503, Retry-After).",
+    ["dependency"],
+    multiprocess_mode="livemax",
+)
+DEPENDENCY_UP = Gauge(
+    "dependency_up",
+    "1 if the last call or probe of this dependency worked, else 0.",
+    ["dependency"],
+    multiprocess_mode="livemin",
+)
+
+
+def method_label(method: str) -> str:
+    """The request method, or `other` for anything unusual (methods are free-form tokens)."""
+    return method if method in METHODS else "other"
+
+
+def breaker_listener(dependency: str) -> Callable[[bool], None]:
+    """A circuit breaker listener that keeps both gauges of `dependency` current."""
+    CIRCUIT_OPEN.labels(dependency=dependency).set(0)
+
+    def report(degraded: bool) -> None:
+        CIRCUIT_OPEN.labels(dependency=dependency).set(1 if degraded else 0)
+        DEPENDENCY_UP.labels(dependency=dependency).set(0 if degraded else 1)
+
+    return report
+
+
+def report_up(dependency: str, up: bool) -> None:
+    """Record what a probe of `dependency` found."""
+    DEPENDENCY_UP.labels(dependency=dependency).set(1 if up else 0)

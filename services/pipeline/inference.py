@@ -1,5 +1,5 @@
-"""Class probabilities from the runners: per-framework coalescing, a timeout, latency metrics,
-and runner readiness."""
+"""Class probabilities from the runners: per-framework coalescing, a timeout, a circuit breaker
+per runner, latency metrics, and runner readiness."""
 
 import asyncio
 import logging
@@ -11,13 +11,20 @@ import numpy.typing as npt
 
 from services.batching import MicroBatcher
 from services.catalog import ServedModel
+from services.circuit import CircuitBreaker
 from services.errors import AppError, InferenceTimeout, ModelNotLoaded, RunnerError
-from services.observability.metrics import COALESCED_ROWS, INFERENCE_LATENCY
+from services.observability.metrics import (
+    COALESCED_ROWS,
+    INFERENCE_LATENCY,
+    breaker_listener,
+    report_up,
+)
 from services.runners.clients import RunnerClient
 from services.runners.protocol import PredictItem, PredictOutput
 from services.settings import ServingSettings
 
 logger = logging.getLogger("services.pipeline")
+PROBE_TIMEOUT_S = 2.0
 
 
 class Coalescer(MicroBatcher[PredictItem, PredictOutput]):
@@ -61,6 +68,11 @@ class Inference:
             )
             for framework, runner in self.runners.items()
         }
+        self.guards = {
+            framework: RunnerGuard(framework, pause_s=settings.runner_retry_after_s)
+            for framework in self.runners
+        }
+        self.breakers = {framework: guard.breaker for framework, guard in self.guards.items()}
 
     async def probabilities(
         self, model: ServedModel, matrix: npt.NDArray[np.float32]
@@ -69,24 +81,58 @@ class Inference:
         framework = model.ref.framework
         if framework not in self.runners:
             raise ModelNotLoaded(f"no runner serves {framework} models")
+        guard = self.guards[framework]
+        breaker = guard.breaker
+        guard.admit(lambda: self._probe(framework))
         item = PredictItem(model=model.ref.tag, rows=matrix.tolist())
         started = time.perf_counter()
+        call = asyncio.ensure_future(self._call(framework, item))
+        opened = guard.opened()
         try:
-            output = await asyncio.wait_for(
-                self._call(framework, item), timeout=self.settings.inference_timeout_s
+            done, _ = await asyncio.wait(
+                (call, opened),
+                timeout=self.settings.inference_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
             )
-        except TimeoutError:
-            raise InferenceTimeout(
-                f"inference took longer than {self.settings.inference_timeout_s} s"
-            ) from None
+        except BaseException:  # the request itself was cancelled (timeout, disconnect)
+            call.cancel()
+            raise
+        if call not in done:
+            call.cancel()
+            if not opened.done():
+                breaker.failed()
+                raise InferenceTimeout(
+                    f"inference took longer than {self.settings.inference_timeout_s} s",
+                    retry_after_s=breaker.retry_after_s(),
+                )
+            # Another call found the runner gone: this one would wait for nothing.
+            raise ModelNotLoaded(
+                f"the {framework} runner is not available", retry_after_s=breaker.retry_after_s()
+            )
+        try:
+            output = call.result()
         except AppError:
+            breaker.succeeded()  # the runner answered: with an error about this request
             raise
         except Exception as exc:
-            raise _runner_failure(framework, exc) from exc
+            raise _runner_failure(framework, exc, breaker) from exc
+        breaker.succeeded()
         INFERENCE_LATENCY.labels(model=model.ref.name, version=model.ref.version).observe(
             time.perf_counter() - started
         )
         return output.probabilities
+
+    async def _probe(self, framework: str) -> None:
+        """While a runner's breaker is open: one status call, in the background, that closes
+        the breaker when the runner answers again (no client request waits on a dead runner)."""
+        try:
+            await asyncio.wait_for(self.runners[framework].status(), timeout=PROBE_TIMEOUT_S)
+        except Exception:
+            self.breakers[framework].failed()
+            report_up(f"runner:{framework}", False)
+            return
+        self.breakers[framework].succeeded()
+        report_up(f"runner:{framework}", True)
 
     async def _call(self, framework: str, item: PredictItem) -> PredictOutput:
         if self.settings.batching:
@@ -111,18 +157,95 @@ class Inference:
         runner = self.runners.get(framework)
         if runner is None:
             return False, "no runner"
+        # The probe moves the breaker too, so /ready and admission agree about every runner;
+        # only a slow answer does not open it (on a saturated CPU that is no sign of a dead
+        # runner, and refusing everyone would turn a slow probe into an outage).
+        breaker = self.breakers[framework]
         try:
-            status = await asyncio.wait_for(runner.status(), timeout=2.0)
+            status = await asyncio.wait_for(runner.status(), timeout=PROBE_TIMEOUT_S)
+        except TimeoutError:
+            report_up(f"runner:{framework}", False)
+            return False, f"unavailable (no answer within {PROBE_TIMEOUT_S:g} s)"
         except Exception:
+            breaker.failed()
+            report_up(f"runner:{framework}", False)
             return False, "unavailable"
         missing = sorted(tags - set(status.models))
-        return (False, f"models not loaded: {missing}") if missing else (True, "ok")
+        if missing:
+            breaker.failed()
+            report_up(f"runner:{framework}", False)
+            return False, f"models not loaded: {missing}"
+        breaker.succeeded()
+        report_up(f"runner:{framework}", True)
+        return True, "ok"
 
 
-def _runner_failure(framework: str, exc: Exception) -> AppError:
+class RunnerGuard:
+    """A runner's circuit breaker, plus a signal that wakes the calls already waiting on it.
+
+    A runner that is gone (killed, restarting) holds every call: its socket still accepts, and
+    nobody answers until a new process has loaded its models. Once one call has failed, the
+    others waiting get 503 at once, new requests are refused at once (Retry-After), and one
+    background status probe per pause finds out when the runner is back.
+    """
+
+    def __init__(self, framework: str, *, pause_s: float) -> None:
+        self.framework = framework
+        self._gauges = breaker_listener(f"runner:{framework}")
+        self.breaker = CircuitBreaker(pause_s=pause_s, on_change=self._changed)
+        self._opened: asyncio.Future[None] | None = None
+        self._probe: asyncio.Task[None] | None = None  # a strong reference while it runs
+
+    def opened(self) -> "asyncio.Future[None]":
+        """Resolved when the breaker opens (from closed)."""
+        if self._opened is None:
+            self._opened = asyncio.get_running_loop().create_future()
+        return self._opened
+
+    def admit(self, probe: Callable[[], Awaitable[None]]) -> None:
+        """Pass while closed; while open, refuse (starting the one probe per pause)."""
+        if not self.breaker.degraded:
+            return
+        if self.breaker.allow() and (self._probe is None or self._probe.done()):
+            self._probe = asyncio.get_running_loop().create_task(probe())  # type: ignore[arg-type]
+        raise ModelNotLoaded(
+            f"the {self.framework} runner is not available",
+            retry_after_s=self.breaker.retry_after_s(),
+        )
+
+    def _changed(self, degraded: bool) -> None:
+        self._gauges(degraded)
+        if degraded and self._opened is not None and not self._opened.done():
+            self._opened.set_result(None)
+        if not degraded:
+            self._opened = None
+
+
+def _runner_failure(framework: str, exc: Exception, breaker: CircuitBreaker) -> AppError:
+    logger.error("%s runner call failed: %r", framework, exc, exc_info=exc)
+    if _unreachable(exc):
+        breaker.failed()
+        return ModelNotLoaded(
+            f"the {framework} runner is not available", retry_after_s=breaker.retry_after_s()
+        )
+    breaker.succeeded()  # it answered, with a failure: not a reason to refuse everyone else
+    return RunnerError(f"the {framework} runner failed")
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Whether the runner could not be reached or dropped the call (gone, restarting)."""
+    import aiohttp
+    import httpx
     from bentoml.exceptions import ServiceUnavailable
 
-    logger.error("%s runner call failed: %r", framework, exc, exc_info=exc)
-    if isinstance(exc, (ServiceUnavailable, ConnectionError, OSError)):
-        return ModelNotLoaded(f"the {framework} runner is not available")
-    return RunnerError(f"the {framework} runner failed")
+    return isinstance(
+        exc,
+        (
+            ServiceUnavailable,
+            ConnectionError,
+            OSError,
+            httpx.TransportError,
+            aiohttp.ClientConnectionError,
+            aiohttp.ServerDisconnectedError,
+        ),
+    )

@@ -19,9 +19,11 @@ from services.cache import ResultCache, result_key
 from services.catalog import ModelCatalog, ModelRef, ServedModel
 from services.deployments.routing import Router, build_snapshot
 from services.deployments.state import Role
+from services.errors import DatabaseUnavailable
 from services.http.context import note_model_version
 from services.observability.metrics import DEPLOYMENT_REQUESTS, OUT_OF_RANGE, PREDICTIONS
 from services.persistence import PredictionStore
+from services.pipeline.idempotency import KeyedRequest, earlier_response, keyed_request
 from services.pipeline.inference import Inference
 from services.pipeline.postprocess import prediction_outputs
 from services.pipeline.shadow import ShadowJob, ShadowQueue
@@ -38,6 +40,7 @@ class PredictionRequest:
     caller: Principal | None
     request_id: str
     use_cache: bool = True
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class PredictionResult:
     rows: list[PredictedRow]
     latency_ms: float
     role: Role = "production"  # how the deployment chose `model`
+    replayed: bool = False  # answered from an earlier request with the same Idempotency-Key
 
     def public(self) -> dict[str, Any]:
         """The REST representation of the result."""
@@ -63,6 +67,30 @@ class PredictionResult:
             "predictions": [{"id": str(row.id), "outputs": row.outputs} for row in self.rows],
             "model": {"name": self.model.name, "version": self.model.version},
         }
+
+    def record(self) -> dict[str, Any]:
+        """What an Idempotency-Key keeps to replay this result."""
+        return {
+            **self.public(),
+            "framework": self.model.framework,
+            "latency_ms": self.latency_ms,
+            "role": self.role,
+        }
+
+    @classmethod
+    def replay(cls, record: dict[str, Any]) -> "PredictionResult":
+        """The result kept by `record()`, as a replay."""
+        model = record["model"]
+        return cls(
+            model=ModelRef(model["name"], model["version"], record["framework"]),
+            rows=[
+                PredictedRow(id=uuid.UUID(row["id"]), outputs=row["outputs"])
+                for row in record["predictions"]
+            ],
+            latency_ms=record["latency_ms"],
+            role=record.get("role", "production"),
+            replayed=True,
+        )
 
 
 class PredictionService:
@@ -92,6 +120,11 @@ class PredictionService:
     async def predict(self, request: PredictionRequest) -> PredictionResult:
         """Predict, log durably and return; AppError (4xx/5xx) on any problem."""
         authorize(request.caller, PREDICTIONS_WRITE, auth_enabled=self.auth_enabled)
+        keyed = self._keyed(request)
+        if keyed is not None and (earlier := await self._earlier(keyed)) is not None:
+            return earlier
+        if self.store is not None:
+            self.store.admit()  # a known database outage fails before any inference
         principal = request.caller.subject if request.caller else None
         # The request keeps this route to the end, whatever deployment change happens meanwhile.
         route = self.router.route(request.model, request_id=request.request_id, principal=principal)
@@ -111,9 +144,13 @@ class PredictionService:
             PredictedRow(id=uuid.uuid4(), outputs={**output, "out_of_range": flagged})
             for output, flagged in zip(outputs, validated.out_of_range, strict=True)
         ]
+        result = PredictionResult(
+            model=model.ref, rows=predicted, latency_ms=latency_ms, role=route.role
+        )
         if self.store is not None:
             now = datetime.now(UTC)
-            await self.store.record(
+            claim = keyed.claim(result.record(), self.settings.idempotency_ttl_s) if keyed else None
+            stored = await self.store.record(
                 [
                     {
                         "id": row.id,
@@ -128,8 +165,11 @@ class PredictionService:
                         "role": route.role,
                     }
                     for inputs, row in zip(validated.rows, predicted, strict=True)
-                ]
+                ],
+                claim,
             )
+            if not stored and keyed is not None:  # a concurrent request with this key won
+                return await self._earlier(keyed) or _lost_race()
         PREDICTIONS.labels(model=model.ref.name, version=model.ref.version).inc(len(predicted))
         DEPLOYMENT_REQUESTS.labels(
             model=model.ref.name, version=model.ref.version, role=route.role
@@ -147,12 +187,22 @@ class PredictionService:
                     shadows=route.shadows,
                 )
             )
-        return PredictionResult(
-            model=model.ref,
-            rows=predicted,
-            latency_ms=latency_ms,
-            role=route.role,
-        )
+        return result
+
+    def _keyed(self, request: PredictionRequest) -> KeyedRequest | None:
+        """The request's Idempotency-Key (ignored where the prediction log is off)."""
+        if self.store is None:
+            return None
+        return keyed_request(request.idempotency_key, request.caller, request.model, request.inputs)
+
+    async def _earlier(self, keyed: KeyedRequest) -> PredictionResult | None:
+        assert self.store is not None
+        record = await earlier_response(self.store, keyed)
+        if record is None:
+            return None
+        result = PredictionResult.replay(record)
+        note_model_version(result.model.tag, result.role)
+        return result
 
     async def _probabilities(
         self, model: ServedModel, rows: list[dict[str, Any]], use_cache: bool
@@ -169,3 +219,8 @@ class PredictionService:
         if self.cache is not None and key is not None:
             await self.cache.set_probabilities(key, probabilities)
         return probabilities
+
+
+def _lost_race() -> PredictionResult:
+    # The winner's key was committed, yet it is gone: it expired or was purged in between.
+    raise DatabaseUnavailable("the idempotent result could not be read back; retry")

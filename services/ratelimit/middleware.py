@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.auth.middleware import API_PREFIX, PREDICT_PATH
 from services.auth.principal import principal_of
-from services.http.asgi import send_error
+from services.http.asgi import retry_after, send_error
 from services.http.context import runtime_in
 from services.http.oip import OIP_PREFIX, is_oip, is_oip_inference
 from services.observability.metrics import RATE_LIMITED
@@ -74,7 +74,11 @@ class RateLimitMiddleware:
             decision = await limiter.hit(kind, identity)
         except RedisUnavailable:
             await send_error(
-                send, 503, "service_unavailable", "Rate limits cannot be checked right now."
+                send,
+                503,
+                "service_unavailable",
+                "Rate limits cannot be checked right now.",
+                headers=retry_after(limiter.guard.breaker.retry_after_s()),
             )
             return
         headers = _headers(decision)

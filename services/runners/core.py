@@ -40,8 +40,14 @@ class RunnerCore:
                 golden_tolerance=self.golden_tolerance,
             )
         except AppError as exc:
+            # One line with everything a failed deployment needs: model, tag, reason.
             logger.critical(
-                "refusing to start: %s (%s): %s", stored.tag, exc.error_code, exc.message
+                "refusing to start: model %s, tag %s: %s: %s",
+                name,
+                stored.tag,
+                exc.error_code,
+                exc.message,
+                extra={"model": name, "tag": str(stored.tag), "reason": exc.error_code},
             )
             raise
         self.models[model.tag] = model

@@ -8,8 +8,9 @@ from bentoml.models import BentoModel
 
 from services.catalog import refs_for
 from services.runners.core import RunnerCore
+from services.runners.lifecycle import outlive_workers_of
 from services.runners.protocol import PredictItem, PredictOutput, RunnerStatus
-from services.settings import serving_settings
+from services.settings import GATEWAY_SERVICE, server_settings, serving_settings
 
 # Keep pooled connections from the gateway alive: BentoML's defaults recycle them after 100
 # requests, and under bursts that surfaced as ServerDisconnectedError 500s (ARCHITECTURE fact 2).
@@ -76,6 +77,9 @@ def _runner(framework: str, doc: str) -> Any:
             self.core = RunnerCore(
                 framework, _stored(self), golden_tolerance=SETTINGS.golden_tolerance
             )
+            # The gateway drains for up to its grace period (then uvicorn's few seconds); this
+            # runner serves until the gateway's workers are gone.
+            outlive_workers_of(GATEWAY_SERVICE, longest_s=server_settings().drain_grace_s + 15)
 
         @bentoml.api(**_batching(framework))  # type: ignore[untyped-decorator]
         def predict(self, items: list[PredictItem]) -> list[PredictOutput]:

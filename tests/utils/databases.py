@@ -62,3 +62,12 @@ def migrate(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+async def prediction_ids(url: str) -> set[str]:
+    """Every prediction id stored in the PostgreSQL database at `url` (an asyncpg URL)."""
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        return {str(row["id"]) for row in await connection.fetch("SELECT id FROM predictions")}
+    finally:
+        await connection.close()

@@ -9,6 +9,7 @@ arbiter, the gateway and each runner worker) when the block ends, whatever happe
 """
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -40,9 +41,31 @@ class RunningServer:
     base_url: str
     pid: int
     log_path: Path
+    process: "subprocess.Popen[bytes] | None" = None
 
     def log_tail(self, lines: int = 40) -> str:
         return _tail(self.log_path, lines)
+
+    def errors(self, containing: str = "", limit: int = 20) -> str:
+        """The server log's error lines with `containing` (the first `limit`), for a report."""
+        text = _tail(self.log_path, 100_000)
+        found = [
+            line for line in text.splitlines() if '"level": "error"' in line and containing in line
+        ]
+        return "\n".join(line[:600] for line in found[:limit])
+
+    def workers(self, service_name: str) -> list[psutil.Process]:
+        """The live worker processes of one BentoML service (`gateway`, `sklearn_runner`)."""
+        found = []
+        for child in psutil.Process(self.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                arguments = child.cmdline()
+                if any(
+                    flag == "--service-name" and value == service_name
+                    for flag, value in itertools.pairwise(arguments)
+                ):
+                    found.append(child)
+        return found
 
 
 def free_port() -> int:
@@ -78,12 +101,59 @@ def serve_gateway(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so every worker can be stopped
         )
-    server = RunningServer(base_url=f"http://127.0.0.1:{port}", pid=process.pid, log_path=log_path)
+    server = RunningServer(
+        base_url=f"http://127.0.0.1:{port}", pid=process.pid, log_path=log_path, process=process
+    )
     try:
         wait_ready(server, process, timeout_s=startup_timeout_s)
         yield server
     finally:
         stop(process)
+        log_path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ExitedServer:
+    """A server that was expected to refuse to start."""
+
+    returncode: int | None  # None: still running when the time ran out (then stopped)
+    log: str
+    port_answered: bool  # whether its port accepted a TCP connection at any time
+
+
+def run_until_exit(
+    *, env: Mapping[str, str] | None = None, timeout_s: float = STARTUP_TIMEOUT_S
+) -> ExitedServer:
+    """Start the gateway, watch its port, and wait for it to exit by itself (stopped if it has
+    not within `timeout_s`)."""
+    port = free_port()
+    environment = {**os.environ, **(env or {})}
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log_path = Path(tempfile.mkstemp(prefix="gateway-server-", suffix=".log")[1])
+    answered = False
+    try:
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [_bentoml(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
+                cwd=REPO_ROOT,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + timeout_s
+            while process.poll() is None and time.monotonic() < deadline:
+                with socket.socket() as probe:
+                    probe.settimeout(0.2)
+                    answered = answered or probe.connect_ex(("127.0.0.1", port)) == 0
+                time.sleep(0.2)
+            returncode = process.poll()
+        finally:
+            stop(process)
+        return ExitedServer(returncode, _tail(log_path, 400), answered)
+    finally:
         log_path.unlink(missing_ok=True)
 
 

@@ -68,10 +68,11 @@ def _clear_settings_caches() -> None:
     from services.catalog import served_refs
     from services.ratelimit.settings import rate_limit_settings
     from services.redis_client import redis_settings
-    from services.settings import serving_settings
+    from services.settings import server_settings, serving_settings
 
     for cached in (
         serving_settings,
+        server_settings,
         served_refs,
         auth_settings,
         rate_limit_settings,

@@ -8,12 +8,15 @@ from contextlib import asynccontextmanager
 
 
 class CuttableProxy:
-    """Forwards 127.0.0.1:<port> to a target; `cut()` drops all connections and refuses new."""
+    """Forwards 127.0.0.1:<port> to a target; `cut()` drops all connections and refuses new;
+    `freeze()` keeps every connection open but passes no byte until `thaw()` (a hung server)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
         self.cut_off = False
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
 
@@ -36,10 +39,17 @@ class CuttableProxy:
     def restore(self) -> None:
         self.cut_off = False
 
+    def freeze(self) -> None:
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.cut_off:
             writer.close()
             return
+        await self._flowing.wait()
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -53,6 +63,7 @@ class CuttableProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.close()

@@ -442,7 +442,7 @@ def _deployments(layout: Layout) -> list[Builder[Panel]]:
         _timeseries(
             layout,
             "Deployment refresh failures",
-            "Polls of the deployment state that failed; a worker keeps its last snapshot meanwhile.",
+            "Polls of the deployment state that failed; a worker keeps its last snapshot.",
             [Query(f"sum(rate(deployment_refresh_failures_total{{{JOB}}}[{RATE}]))", "failures")],
             "ops",
         ),

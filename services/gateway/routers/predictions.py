@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -27,6 +27,7 @@ from services.gateway.schemas import (
 )
 from services.http.context import current_request, new_request_id
 from services.http.envelope import Envelope, PageEnvelope, success
+from services.pipeline.idempotency import HEADER as IDEMPOTENCY_HEADER
 from services.pipeline.prediction_service import PredictionRequest
 
 router = APIRouter(prefix="/predictions", tags=["predictions"], responses=ERROR_RESPONSES)
@@ -37,11 +38,19 @@ router = APIRouter(prefix="/predictions", tags=["predictions"], responses=ERROR_
     status_code=201,
     response_model=Envelope[PredictionsCreated],
     summary="Predict one or more rows with one model",
-    description="Send `Cache-Control: no-cache` to bypass the result cache.",
+    description="Send `Cache-Control: no-cache` to bypass the result cache. With an "
+    "`Idempotency-Key` header (1-255 visible ASCII characters, kept per caller for "
+    "SERVING_IDEMPOTENCY_TTL_S, default 24 h), a retry with the same body replays the first 201 "
+    "(same ids, `Idempotent-Replayed: true`); the same key with another body is a 409.",
     dependencies=[require(PREDICTIONS_WRITE)],
 )
 async def create_predictions(
-    body: PredictionCreate, service: PredictionServiceDep, caller: CallerDep, request: Request
+    body: PredictionCreate,
+    service: PredictionServiceDep,
+    caller: CallerDep,
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER)] = None,
 ) -> dict[str, Any]:
     context = current_request.get()
     result = await service.predict(
@@ -51,8 +60,11 @@ async def create_predictions(
             caller=caller,
             request_id=context.request_id if context else new_request_id(),
             use_cache="no-cache" not in request.headers.get("cache-control", "").lower(),
+            idempotency_key=idempotency_key,
         )
     )
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return success(result.public())
 
 

@@ -230,3 +230,22 @@ def test_the_servicemonitor_check_rejects_a_broken_endpoint(broken: dict[str, st
     monitor["spec"]["endpoints"] = [broken]
 
     assert not _is_valid_servicemonitor(monitor)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_drain_finishes_before_kubernetes_kills_the_pod(overlay: str) -> None:
+    from services.gateway.drain import UVICORN_GRACE_S
+    from services.settings import ServerSettings
+
+    rendered = _rendered(overlay)
+    pod = rendered["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    grace = float(
+        rendered["ConfigMap"]["data"].get("SERVER_DRAIN_GRACE_S", ServerSettings().drain_grace_s)
+    )
+    # preStop, then the drain, then uvicorn's close; runners exit as soon as the gateway has.
+    needed = float(pre_stop[1]) + grace + UVICORN_GRACE_S + 5
+    assert needed <= pod["terminationGracePeriodSeconds"]
+    assert ServerSettings().drain_grace_s < pod["terminationGracePeriodSeconds"]
