@@ -1,10 +1,11 @@
 """Build the CPU or GPU bento and check what it pins: `python bentos/build.py cpu|gpu`.
 
-The service reads SERVING_* at import, and `bentoml build` imports it: that is when each runner's
-models are resolved to exact versions and the PyTorch runner's resources are recorded. So the
-build runs with the SERVING_* values of the bentofile's own `envs` (the ones the image will run
-with), then checks the built bento: every model pinned by version, the PyTorch runner asking for
-a GPU exactly in the GPU bento. It prints the bento tag as its last line.
+The service reads SERVING_* at import, and `bentoml build` imports it: that is when each
+service's models (the gateway's in-process ones, each runner's) are resolved to exact versions and
+the PyTorch runner's resources are recorded. So the build runs with the SERVING_* values of the
+bentofile's own `envs` (the ones the image will run with), then checks the built bento: every
+model pinned by version, the PyTorch runner asking for a GPU exactly in the GPU bento. It prints
+the bento tag as its last line.
 
     python bentos/build.py cpu                            # bentofile.yaml
     python bentos/build.py gpu                            # bentos/bentofile.gpu.yaml
@@ -42,11 +43,11 @@ def bentofile_envs(variant: str) -> dict[str, str]:
 def check(info: Any, variant: str) -> list[str]:
     """What the bento pins, one line per model; BentoCheckFailed when something is off."""
     lines = []
-    runners = [service for service in info.services if service.name.endswith("_runner")]
-    if not runners:
-        raise BentoCheckFailed("no runner services in the bento")
-    for service in runners:
-        if not service.models:
+    # Runner services load their framework's models; the gateway those it predicts in-process.
+    if not any(service.models for service in info.services):
+        raise BentoCheckFailed("no service in the bento declares a model")
+    for service in info.services:
+        if service.name.endswith("_runner") and not service.models:
             raise BentoCheckFailed(f"{service.name} declares no models")
         for model in service.models:
             if not model.tag.version or model.tag.version == "latest":

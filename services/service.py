@@ -1,6 +1,7 @@
 """The Bento's entry service: three front doors (/api/v1 REST, the Open Inference Protocol at
-/v2, and `predict` for BentoML's clients) over one prediction service, in front of one runner
-per framework.
+/v2, and `predict` for BentoML's clients) over one prediction service. scikit-learn and XGBoost
+models predict in each gateway worker (SERVING_INPROCESS); the other frameworks, and those too
+when the setting leaves them out, in one runner service per framework.
 
 client -> GatewayMiddleware (request id, runtime, probes, body limit, error envelope, access log)
        -> AuthMiddleware (JWT or API key) -> RateLimitMiddleware (Redis, per principal)
@@ -8,6 +9,7 @@ client -> GatewayMiddleware (request id, runtime, probes, body limit, error enve
        -> coalescer -> runner (adaptive batching) -> group-committed prediction log -> 201
 """
 
+import asyncio
 import logging
 from typing import Annotated, Any
 
@@ -30,8 +32,16 @@ from services.gateway.wiring import build_runtime
 from services.observability.logs import configure_logging
 from services.ratelimit.settings import rate_limit_settings
 from services.redis_client import redis_settings
-from services.runners.clients import RemoteRunner
-from services.runners.services import SklearnRunner, TorchRunner, XGBoostRunner
+from services.runners.clients import LocalRunner, RemoteRunner, RunnerClient
+from services.runners.core import RunnerCore
+from services.runners.services import (
+    RUNNER_SERVICES,
+    SklearnRunner,
+    TorchRunner,
+    XGBoostRunner,
+    declare_models,
+    stored_models,
+)
 from services.runners.verify import verify_or_exit
 from services.settings import GATEWAY_SERVICE, server_settings, serving_settings
 
@@ -44,6 +54,16 @@ oip = create_oip_app()  # its routes carry /v2 themselves, so that GET /v2 is on
 # Before BentoML builds any app or uvicorn Config in this process (every worker imports this).
 bound_bentoml_traffic_labels()
 install_http_protocol()
+
+
+# BentoML wraps every request in an OpenTelemetry span, which costs CPU even at sample rate 0
+# with no exporter; the prediction routes, which carry nearly all the traffic, skip it (searched
+# in each request's URL). Their request id, latency and errors are in the access log and metrics.
+UNTRACED_URLS = [
+    r"/api/v1/predictions(\?|$)",
+    r"/v2/models/[^/?]+(/versions/[^/?]+)?/infer(\?|$)",
+    rf"{PREDICT_PATH}(\?|$)",
+]
 
 
 class _RuntimeSlot:
@@ -60,20 +80,26 @@ RUNTIME = _RuntimeSlot()
 
 @bentoml.service(
     name=GATEWAY_SERVICE,
-    workers=SETTINGS.gateway_workers,
+    workers=SETTINGS.gateway_worker_count,
     # Above the middleware's own limits, so a slow request gets our enveloped 408/504 first.
     traffic={"timeout": SERVER.bentoml_timeout_s},
     # Our middleware writes one JSON access line per request; BentoML's would be a second.
     logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": UNTRACED_URLS},
 )
 # Decorators apply bottom-up: /api/v1 is mounted (and so matched) first, the protocol's app after.
 @bentoml.asgi_app(oip, path="/")
 @bentoml.asgi_app(api, path="/api/v1")
+@declare_models(*SETTINGS.inprocess)
 class Gateway:
-    """Routes, validates and batches; the runners only ever see validated, encoded rows."""
+    """Routes, validates and batches; models only ever see validated, encoded rows."""
 
-    sklearn_runner = bentoml.depends(SklearnRunner)
-    xgboost_runner = bentoml.depends(XGBoostRunner)
+    # A runner service only for the frameworks not predicted in this process: BentoML starts
+    # exactly the services the entry service depends on.
+    if "sklearn" not in SETTINGS.inprocess:
+        sklearn_runner = bentoml.depends(SklearnRunner)
+    if "xgboost" not in SETTINGS.inprocess:
+        xgboost_runner = bentoml.depends(XGBoostRunner)
     torch_runner = bentoml.depends(TorchRunner)
 
     @bentoml.api(route=PREDICT_PATH)  # type: ignore[untyped-decorator]
@@ -100,11 +126,18 @@ class Gateway:
     @bentoml.on_startup  # type: ignore[untyped-decorator]
     async def start(self) -> None:
         """Build the runtime; refuse to start on a schema behind the code or a weak secret."""
-        runners = {
-            "sklearn": RemoteRunner(self.sklearn_runner),
-            "xgboost": RemoteRunner(self.xgboost_runner),
-            "torch": RemoteRunner(self.torch_runner),
-        }
+        runners: dict[str, RunnerClient] = {}
+        for framework in RUNNER_SERVICES:
+            if framework in SETTINGS.inprocess:  # loaded and golden-checked in this worker
+                core = await asyncio.to_thread(
+                    RunnerCore,
+                    framework,
+                    stored_models(self, framework),
+                    golden_tolerance=SETTINGS.golden_tolerance,
+                )
+                runners[framework] = LocalRunner(core)
+            else:
+                runners[framework] = RemoteRunner(getattr(self, f"{framework}_runner"))
         try:
             runtime = await build_runtime(
                 runners=runners,

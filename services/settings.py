@@ -1,7 +1,9 @@
 """Service settings: one pydantic-settings class per concern, each with its own env prefix."""
 
 import math
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -46,7 +48,19 @@ class ServingSettings(BaseSettings):
         le=64,
         description="Runner calls in flight per framework before coalescing.",
     )
-    gateway_workers: int = Field(default=1, ge=1, le=32, description="Gateway processes.")
+    gateway_workers: int | Literal["auto"] = Field(
+        default="auto",
+        description="Gateway processes: a number (1-32), or `auto`, one per CPU this process may "
+        "use (the container's CPU limit where one is set, else the cores it may run on).",
+    )
+    # Read at import, when the entry service declares its runners and models.
+    inprocess: Annotated[tuple[Literal["sklearn", "xgboost"], ...], NoDecode] = Field(
+        default=("sklearn", "xgboost"),
+        description="Frameworks whose models each gateway worker loads and predicts itself, "
+        "comma-separated (empty: every framework in its own runner service). A small model's "
+        "predict costs less CPU than the HTTP hop to a runner; PyTorch always keeps its runner "
+        "(its threads, device and GPU).",
+    )
     torch_device: str = Field(default="cpu", description="Device for PyTorch models: cpu or cuda.")
     torch_threads: int = Field(default=1, ge=1, le=64, description="PyTorch intra-op threads.")
     # Read at import, when BentoML records the runner's resources; the GPU bento sets it to 1.
@@ -75,7 +89,21 @@ class ServingSettings(BaseSettings):
         "device, CPU instruction set or framework build); on the same kernels it is exact.",
     )
 
-    @field_validator("models", mode="before")
+    @field_validator("gateway_workers")
+    @classmethod
+    def _workers(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 32:
+            raise ValueError("gateway_workers must be `auto` or between 1 and 32")
+        return value
+
+    @property
+    def gateway_worker_count(self) -> int:
+        """How many gateway processes BentoML starts."""
+        if self.gateway_workers == "auto":
+            return min(available_cpus(), 32)
+        return self.gateway_workers
+
+    @field_validator("models", "inprocess", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -131,6 +159,31 @@ class ServerSettings(BaseSettings):
     def bentoml_timeout_s(self) -> int:
         """BentoML's traffic timeout: above ours, so it never answers first."""
         return math.ceil(self.request_timeout_s) + 5
+
+
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: the cores it may run on, capped by a cgroup CPU limit (a
+    container's `resources.limits.cpu`), rounded up; at least 1."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = _cgroup_cpu_limit(cgroup)
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(cpus, 1)
+
+
+def _cgroup_cpu_limit(cgroup: Path) -> float | None:
+    """The CPU limit in CPUs (cgroup v2 `cpu.max`, else v1's CFS quota), None when unlimited."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
 
 
 @lru_cache(maxsize=1)

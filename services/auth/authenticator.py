@@ -6,7 +6,8 @@ request. Our JWTs carry the user's id and credential epoch; any change to the ac
 working on the next request, on every worker (services.auth.epochs: one Redis GET, or one
 indexed database read without Redis). API keys are read with their owner from the database on
 every request. Tokens of an external RS256 provider have no local account: they live until they
-expire, as the provider issued them.
+expire, as the provider issued them. A token's signature is verified once per worker and its
+claims kept until it expires (services.auth.token_cache); the account check is per request.
 """
 
 import logging
@@ -28,6 +29,7 @@ from services.auth.credentials import (
 from services.auth.epochs import GONE, AccountsUnavailable, CredentialEpochs
 from services.auth.principal import Principal
 from services.auth.scopes import grants
+from services.auth.token_cache import VerifiedTokens
 
 logger = logging.getLogger("services.auth")
 T = TypeVar("T")
@@ -51,12 +53,13 @@ class Authenticator:
         # our tokens are checked by signature alone and API keys are refused.
         self.sessions = sessions
         self.epochs = epochs
+        self.tokens = VerifiedTokens(signer.verify)
 
     async def authenticate(self, credential: str) -> Principal:
         if api_key_prefix(credential) is not None:
             return await self._api_key(credential)
         try:
-            claims = self.signer.verify(credential)
+            claims = self.tokens.verify(credential)
         except jwt.InvalidTokenError as exc:
             raise AuthenticationFailed(f"jwt: {type(exc).__name__}") from None
         if self.signer.issues_tokens and self.epochs is not None:

@@ -20,21 +20,24 @@ class Decision:
     retry_after_s: float
 
 
-# Atomic in Redis, on Redis's own clock so every replica agrees.
+# Atomic in Redis, on Redis's own clock so every replica agrees. Takes up to ARGV[3] tokens at
+# once (a lease, services.ratelimit.limiter) and returns how many it granted (0: refused).
 GCRA_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3] or 1)
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - interval * burst
-if allow_at > now then
-  return {0, 0, tat - now, allow_at - now}
+local available = math.floor((now + interval * burst - tat) / interval)
+if available < 1 then
+  return {0, 0, tat - now, tat + interval - interval * burst - now}
 end
+local granted = math.min(want, available)
+local new_tat = tat + interval * granted
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
-return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
+return {granted, available - granted, new_tat - now, 0}
 """
 
 

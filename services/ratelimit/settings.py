@@ -20,6 +20,19 @@ class RateLimitSettings(BaseSettings):
     write_burst: int = Field(default=20, ge=1)
     token_rate: float = Field(default=0.2, gt=0, description="Token requests per client address.")
     token_burst: int = Field(default=5, ge=1)
+    lease_max: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Most tokens a worker takes from the shared (Redis) bucket per round trip: "
+        "a tenth of the burst, capped by this (services.ratelimit.limiter says what it costs).",
+    )
+    lease_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How long a worker may spend leased tokens; unspent ones are lost after.",
+    )
 
     def rule(self, route_class: str) -> tuple[float, int]:
         """(rate per second, burst) of a route class."""

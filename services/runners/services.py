@@ -42,21 +42,25 @@ def _resources(framework: str) -> dict[str, Any]:
     return {}
 
 
-def _declare_models(framework: str) -> Any:
+def declare_models(*frameworks: str) -> Any:
+    """A class decorator: these frameworks' served models as BentoModel class attributes, so
+    `bentoml build` ships exactly those versions and BentoML resolves them when serving."""
+
     def declare(cls: type) -> type:
-        for index, ref in enumerate(refs_for(framework)):
-            setattr(cls, f"model_{index}", BentoModel(ref.tag))
+        for framework in frameworks:
+            for index, ref in enumerate(refs_for(framework)):
+                setattr(cls, f"model_{framework}_{index}", BentoModel(ref.tag))
         return cls
 
     return declare
 
 
-def _stored(instance: object) -> list[Any]:
-    """The declared models; BentoML has already swapped each BentoModel for its stored model."""
+def stored_models(instance: object, framework: str) -> list[Any]:
+    """One framework's declared models; BentoML has already swapped each BentoModel for its
+    stored model."""
+    prefix = f"model_{framework}_"
     declared = [
-        getattr(instance, name)
-        for name in sorted(vars(type(instance)))
-        if name.startswith("model_")
+        getattr(instance, name) for name in sorted(vars(type(instance))) if name.startswith(prefix)
     ]
     return [model.stored if isinstance(model, BentoModel) else model for model in declared]
 
@@ -64,7 +68,7 @@ def _stored(instance: object) -> list[Any]:
 def _runner(framework: str, doc: str) -> Any:
     """A runner service for one framework's models."""
 
-    @_declare_models(framework)
+    @declare_models(framework)
     class Runner:
         __doc__ = doc
 
@@ -75,7 +79,9 @@ def _runner(framework: str, doc: str) -> Any:
                 torch_adapter.make_deterministic(SETTINGS.torch_threads)
                 torch_adapter.ADAPTER.device = torch_adapter.select_device(SETTINGS.torch_device)
             self.core = RunnerCore(
-                framework, _stored(self), golden_tolerance=SETTINGS.golden_tolerance
+                framework,
+                stored_models(self, framework),
+                golden_tolerance=SETTINGS.golden_tolerance,
             )
             # The gateway drains for up to its grace period (then uvicorn's few seconds); this
             # runner serves until the gateway's workers are gone.
@@ -100,3 +106,4 @@ def _runner(framework: str, doc: str) -> Any:
 SklearnRunner = _runner("sklearn", "scikit-learn models.")
 XGBoostRunner = _runner("xgboost", "XGBoost models.")
 TorchRunner = _runner("torch", "PyTorch models: eval mode, deterministic kernels, fixed threads.")
+RUNNER_SERVICES = {"sklearn": SklearnRunner, "xgboost": XGBoostRunner, "torch": TorchRunner}

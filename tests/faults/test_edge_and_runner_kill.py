@@ -44,6 +44,9 @@ def _env(reference_models: dict[str, str], url: str) -> dict[str, str]:
         SERVER_REQUEST_TIMEOUT_S="4",
         SERVER_MAX_CONNECTIONS_PER_CLIENT=str(CAP),
         SERVING_RUNNER_RETRY_AFTER_S="2",
+        # Every framework in its own runner service, so that one can be killed (by default
+        # scikit-learn and XGBoost predict inside the gateway's workers).
+        SERVING_INPROCESS="",
     )
 
 

@@ -24,6 +24,7 @@ from services.gateway.schemas import (
     PredictionCreate,
     PredictionRecord,
     PredictionsCreated,
+    error_responses,
 )
 from services.http.context import current_request, new_request_id
 from services.http.envelope import Envelope, PageEnvelope, success
@@ -42,6 +43,7 @@ router = APIRouter(prefix="/predictions", tags=["predictions"], responses=ERROR_
     "`Idempotency-Key` header (1-255 visible ASCII characters, kept per caller for "
     "SERVING_IDEMPOTENCY_TTL_S, default 24 h), a retry with the same body replays the first 201 "
     "(same ids, `Idempotent-Replayed: true`); the same key with another body is a 409.",
+    responses=error_responses(409),
     dependencies=[require(PREDICTIONS_WRITE)],
 )
 async def create_predictions(

@@ -43,11 +43,11 @@ def _shipped(bento: Any) -> set[str]:
     return {path.relative_to(src).as_posix() for path in src.rglob("*") if path.is_file()}
 
 
-def _runner_models(bento: Any) -> dict[str, list[str]]:
+def _service_models(bento: Any) -> dict[str, list[str]]:
     return {
-        service["name"]: [model["tag"] for model in service["models"]]
+        service["name"]: sorted(model["tag"] for model in service["models"])
         for service in _info(bento)["services"]
-        if service["name"].endswith("_runner")
+        if service.get("models")
     }
 
 
@@ -55,12 +55,12 @@ def _runner_models(bento: Any) -> dict[str, list[str]]:
 def test_models_are_pinned_by_version_in_bento_yaml(
     bentos: dict[str, Any], reference_models: dict[str, str], variant: str
 ) -> None:
-    pinned = _runner_models(bentos[variant])
+    pinned = _service_models(bentos[variant])
 
+    # scikit-learn and XGBoost predict in the gateway's workers (SERVING_INPROCESS' default).
     assert pinned == {
-        "sklearn_runner": [reference_models["cancer-rf"]],
+        "gateway": sorted([reference_models["cancer-rf"], reference_models["fraud-xgb"]]),
         "torch_runner": [reference_models["digits-mlp"]],
-        "xgboost_runner": [reference_models["fraud-xgb"]],
     }
     assert all(
         ":" in tag and not tag.endswith(":latest") for tags in pinned.values() for tag in tags
@@ -95,7 +95,7 @@ def test_tests_data_stores_envs_and_secrets_are_not_shipped(
 
 def test_cpu_and_gpu_ship_the_same_sources_and_models(bentos: dict[str, Any]) -> None:
     assert _shipped(bentos["cpu"]) == _shipped(bentos["gpu"])
-    assert _runner_models(bentos["cpu"]) == _runner_models(bentos["gpu"])
+    assert _service_models(bentos["cpu"]) == _service_models(bentos["gpu"])
 
 
 @pytest.mark.parametrize(("variant", "gpus"), [("cpu", None), ("gpu", 1)])

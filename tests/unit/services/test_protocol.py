@@ -1,8 +1,9 @@
 """Slow and greedy clients against the gateway's HTTP protocol, over raw sockets.
 
-A real uvicorn server (the one BentoML runs) with GuardedHTTPProtocol, in a thread; on the old
-code (uvicorn's own protocol) a connection that never finishes its headers stayed open for as
-long as the client liked, and one address could open any number of connections.
+A real uvicorn server (the one BentoML runs) with each guarded protocol (httptools, which the
+gateway runs, and h11, its fallback), in a thread; on the old code (uvicorn's own protocol) a
+connection that never finishes its headers stayed open for as long as the client liked, and one
+address could open any number of connections.
 """
 
 import json
@@ -14,9 +15,10 @@ from typing import Any
 
 import pytest
 import uvicorn
+import uvicorn.config
 
 from services.gateway import protocol
-from services.gateway.protocol import GuardedHTTPProtocol
+from services.gateway.protocol import GuardedH11Protocol, GuardedHttpToolsProtocol
 from services.settings import ServerSettings
 
 HEADER_TIMEOUT_S = 0.5
@@ -31,15 +33,15 @@ async def _hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"hello"})
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+@pytest.fixture(params=[GuardedHttpToolsProtocol, GuardedH11Protocol], ids=["httptools", "h11"])
+def server(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[int]:
     settings = ServerSettings(header_timeout_s=HEADER_TIMEOUT_S, max_connections_per_client=CAP)
     monkeypatch.setattr(protocol, "server_settings", lambda: settings)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(
-        _hello, host="127.0.0.1", port=port, http=GuardedHTTPProtocol, log_config=None
+        _hello, host="127.0.0.1", port=port, http=request.param, log_config=None
     )
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
@@ -157,3 +159,25 @@ def test_one_client_may_hold_only_the_capped_number_of_connections(connect: Any)
     held.pop().close()
     time.sleep(0.2)
     assert _get(connect()).startswith(b"HTTP/1.1 200")
+
+
+def test_an_idle_kept_alive_connection_gets_the_header_deadline_again(connect: Any) -> None:
+    connection = connect()
+    assert _get(connection).startswith(b"HTTP/1.1 200")
+    started = time.monotonic()
+
+    status, headers, _ = _parse(_read_all(connection))  # uvicorn's keep-alive is 5 s
+
+    assert status == 408
+    assert headers["connection"] == "close"
+    assert time.monotonic() - started < HEADER_TIMEOUT_S + 2
+
+
+def test_the_gateway_runs_the_guarded_httptools_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(uvicorn.config.HTTP_PROTOCOLS, "auto", "unset")
+
+    protocol.install_http_protocol()
+
+    config = uvicorn.Config(_hello, http="auto", log_config=None)
+    config.load()
+    assert config.http_protocol_class is GuardedHttpToolsProtocol
