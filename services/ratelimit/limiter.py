@@ -12,6 +12,10 @@ replicas together) and lease L:
   tokens held in leases when the window starts: at most W x (L - 1).
 - Tokens a worker leased and did not spend before its lease expired are lost: a principal whose
   requests spread over W workers may be refused up to W x (L - 1) requests early per lease period.
+
+Leases apply under `REDIS_ON_FAILURE=local` (the default), which already accepts per-process
+limits while Redis is down. `reject` keeps one round trip per request, so requests are refused
+exactly while Redis cannot be reached, and /ready says so at the same time.
 """
 
 import time
@@ -47,7 +51,11 @@ class RateLimiter:
         self._max_leases = max_leases
 
     def lease_size(self, burst: int) -> int:
-        """Tokens taken from the shared bucket per round trip."""
+        """Tokens taken from the shared bucket per round trip. 1 under REDIS_ON_FAILURE=reject,
+        which promises refusals exactly while Redis is unreachable (and /ready agreeing): a
+        lease would admit requests from tokens leased before Redis went away."""
+        if self.guard.settings.on_failure == "reject":
+            return 1
         return max(1, min(self.settings.lease_max, burst // 10))
 
     async def hit(self, route_class: str, identity: str) -> Decision:

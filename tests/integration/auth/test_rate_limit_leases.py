@@ -80,3 +80,11 @@ async def test_a_small_burst_keeps_one_round_trip_per_request() -> None:
     assert [d.allowed for d in decisions] == [True, True, True, False, False]
     assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
     assert worker.round_trips == 5
+
+
+async def test_the_reject_policy_keeps_one_round_trip_per_request() -> None:
+    guard = RedisGuard(RedisSettings(url=REDIS_URL, on_failure="reject"))
+    try:
+        assert RateLimiter(guard, SETTINGS).lease_size(BURST) == 1
+    finally:
+        await guard.close()

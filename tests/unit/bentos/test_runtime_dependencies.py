@@ -20,6 +20,8 @@ NEEDED_WITHOUT_IMPORT = {
     "asyncpg": "SQLAlchemy's postgresql+asyncpg driver",
     "aiosqlite": "SQLAlchemy's sqlite+aiosqlite driver",
     "pyarrow": "the planned batch-scoring route streams Parquet through the gateway",
+    "httptools": "the HTTP parser of uvicorn's httptools protocol, which the gateway guards",
+    "uvloop": "uvicorn's event loop in BentoML's workers (loop=auto picks it when installed)",
 }
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
