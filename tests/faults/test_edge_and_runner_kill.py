@@ -43,6 +43,9 @@ def _env(reference_models: dict[str, str], url: str) -> dict[str, str]:
         SERVER_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
         SERVER_REQUEST_TIMEOUT_S="4",
         SERVER_MAX_CONNECTIONS_PER_CLIENT=str(CAP),
+        # The cap is per gateway worker (the kernel spreads connections over workers): one
+        # worker, so CAP + 5 connections from this address certainly exceed it.
+        SERVING_GATEWAY_WORKERS="1",
         SERVING_RUNNER_RETRY_AFTER_S="2",
         # Every framework in its own runner service, so that one can be killed (by default
         # scikit-learn and XGBoost predict inside the gateway's workers).
