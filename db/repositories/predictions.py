@@ -8,9 +8,9 @@ import uuid
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Prediction
@@ -68,13 +68,19 @@ class PredictionQuery:
         return [direction, tie_break]
 
 
+PREDICTIONS_TABLE = cast(Table, Prediction.__table__)  # a mapped class always has a Table
+
+
 async def add_predictions(*, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows in one executemany (not committed: the caller's transaction groups them).
 
-    A Core executemany, not ORM objects: the unit of work costs gateway CPU on every row.
+    A Core executemany on the session's connection: neither ORM objects (the unit of work) nor
+    the ORM's bulk-insert path (`session.execute(insert(Prediction), rows)`), both of which
+    cost gateway CPU on every row.
     """
     if rows:
-        await session.execute(insert(Prediction), list(rows))
+        connection = await session.connection()
+        await connection.execute(insert(PREDICTIONS_TABLE), list(rows))
 
 
 async def count_predictions(*, session: AsyncSession, query: PredictionQuery) -> int:
