@@ -223,7 +223,8 @@ timed("import bentoml", lambda: importlib.import_module("bentoml"))
 timed("import services.service (every worker)", lambda: importlib.import_module("services.service"))
 import bentoml
 from services.artifact.adapters import get_adapter
-from services.artifact.loader import parse_metadata, verify_digests, verify_golden
+from services.artifact.execution import PlannedPredictor
+from services.artifact.loader import parse_metadata, plan_execution, verify_digests, verify_golden
 MODULES = {"sklearn": "sklearn.ensemble", "xgboost": "xgboost", "torch": "torch"}
 for name in %r:
     stored = bentoml.models.get(name)
@@ -234,11 +235,12 @@ for name in %r:
     path = Path(stored.path)
     timed(f"{name}: check digests", lambda: verify_digests(path, meta, tag=name))
     adapter = get_adapter(meta.framework)
-    model = timed(f"{name}: load the file", lambda: adapter.load(
-        path / meta.model_file, rowwise=not meta.batch_invariant))
-    tolerance = 0.0 if adapter.kernels() == meta.kernels else 1e-5
+    loaded = timed(f"{name}: load the file", lambda: adapter.load(path / meta.model_file))
+    exact = adapter.kernels() == meta.kernels
+    plan = timed(f"{name}: verify the batch execution", lambda: plan_execution(
+        loaded, meta, tag=name, exact=exact))
     timed(f"{name}: golden examples", lambda: verify_golden(
-        model, meta, tag=name, tolerance=tolerance))
+        PlannedPredictor(loaded, plan), meta, tag=name, tolerance=0.0 if exact else 1e-5))
 from db.migrate import main
 with contextlib.redirect_stdout(io.StringIO()):
     timed("schema check (db.migrate check, embedded db)", lambda: main(["check"]))
