@@ -71,3 +71,16 @@ async def prediction_ids(url: str) -> set[str]:
         return {str(row["id"]) for row in await connection.fetch("SELECT id FROM predictions")}
     finally:
         await connection.close()
+
+
+@contextmanager
+def migrated_database(kind: str, directory: Path) -> Iterator[str]:
+    """A freshly migrated database of `kind` ("sqlite": a file in `directory`; "postgresql": a
+    new database on the shared server, dropped afterwards); yields its URL."""
+    if kind == "sqlite":
+        url = sqlite_url(directory / "gateway.sqlite3")
+        migrate(url)
+        yield url
+        return
+    with migrated_postgres() as url:
+        yield url

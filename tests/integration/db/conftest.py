@@ -5,15 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.databases import migrate, migrated_postgres, sqlite_url
+from tests.utils.databases import migrated_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "gateway.sqlite3")
-        migrate(url)
-        yield url
-        return
-    with migrated_postgres() as url:
+    with migrated_database(request.param, tmp_path) as url:
         yield url
