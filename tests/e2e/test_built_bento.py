@@ -1,8 +1,5 @@
 """The built CPU bento, served by its tag (not the source tree), answers an authenticated call."""
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +7,7 @@ import bentoml
 import httpx
 import pytest
 
+from tests.utils.accounts import create_admin_cli
 from tests.utils.bentos import build_bento, checkout_repository
 from tests.utils.databases import migrate, sqlite_url
 from tests.utils.server import serve_gateway
@@ -39,14 +37,7 @@ def test_built_cpu_bento_serves_an_authenticated_prediction(
         "RATE_LIMIT_ENABLED": "true",
         "SERVING_ENVIRONMENT": "production",
     }
-    created = subprocess.run(
-        [sys.executable, "-m", "services.cli", "create-admin", "release"],
-        env={**os.environ, **env, "ADMIN_PASSWORD": PASSWORD},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    created = create_admin_cli("release", PASSWORD, env)
     assert created.returncode == 0, created.stderr
     tag = reference_models["fraud-xgb"]
     golden = bentoml.models.get(tag).info.metadata["golden_examples"]

@@ -4,9 +4,6 @@ sync and async HTTP clients. The same rows give the same outputs through each, a
 enforces the same credentials (401), scopes (403), validation (422) and models (404)."""
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -19,10 +16,11 @@ import tritonclient.http as triton
 from bentoml.exceptions import BentoMLException, NotFound, UnprocessableEntity
 from tritonclient.utils import InferenceServerException
 
+from tests.utils.accounts import create_admin_cli
 from tests.utils.databases import migrated_postgres
 from tests.utils.oip import Layout, feature_specs, numpy_inputs, rest_outputs
 from tests.utils.served_models import golden_examples, output_classes
-from tests.utils.server import REPO_ROOT, serve_gateway
+from tests.utils.server import serve_gateway
 
 pytestmark = pytest.mark.e2e
 RECIPES = ("fraud-xgb", "cancer-rf", "digits-mlp")
@@ -54,15 +52,7 @@ class Doors:
 @pytest.fixture(scope="module")
 def doors(reference_models: dict[str, str]) -> Iterator[Doors]:
     with migrated_postgres() as database:
-        created = subprocess.run(
-            [sys.executable, "-m", "services.cli", "create-admin", ADMIN],
-            cwd=REPO_ROOT,
-            env={**os.environ, "DB_URL": database, "ADMIN_PASSWORD": PASSWORD},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        created = create_admin_cli(ADMIN, PASSWORD, {"DB_URL": database})
         assert created.returncode == 0, created.stderr
         env = {
             "DB_URL": database,

@@ -2,9 +2,6 @@
 account change made through one worker is seen by both on the very next request."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.utils.accounts import create_admin_cli
 from tests.utils.databases import migrated_postgres
-from tests.utils.server import REPO_ROOT, RunningServer, serve_gateway
+from tests.utils.server import RunningServer, serve_gateway
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e admin password 42"
@@ -71,15 +69,7 @@ def test_account_changes_reach_both_workers_on_the_next_request(
     database: str, reference_models: dict[str, str]
 ) -> None:
     admin = f"root-{uuid.uuid4().hex[:8]}"
-    created = subprocess.run(
-        [sys.executable, "-m", "services.cli", "create-admin", admin],
-        cwd=REPO_ROOT,
-        env={**os.environ, "DB_URL": database, "ADMIN_PASSWORD": PASSWORD},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    created = create_admin_cli(admin, PASSWORD, {"DB_URL": database})
     assert created.returncode == 0, created.stderr
     env = {
         "DB_URL": database,

@@ -1,9 +1,7 @@
 """The real server with auth, Redis limits, PostgreSQL and two gateway worker processes."""
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,8 +10,9 @@ import bentoml
 import httpx
 import pytest
 
+from tests.utils.accounts import create_admin_cli
 from tests.utils.databases import migrated_postgres
-from tests.utils.server import REPO_ROOT, RunningServer, serve_gateway
+from tests.utils.server import RunningServer, serve_gateway
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e admin password 42"
@@ -39,15 +38,7 @@ def _env(database: str, tag: str) -> dict[str, str]:
 
 
 def _cli(database: str, username: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "create-admin", username],
-        cwd=REPO_ROOT,
-        env={**os.environ, "DB_URL": database, "ADMIN_PASSWORD": PASSWORD},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return create_admin_cli(username, PASSWORD, {"DB_URL": database})
 
 
 def _body(tag: str) -> dict[str, Any]:

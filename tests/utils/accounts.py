@@ -1,8 +1,13 @@
 """Real accounts for tests: a user in the database and a token issued for it, as the token
 route would issue it (bound to the account's id and credential epoch)."""
 
+import os
+import subprocess
+import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from db.engine import create_engine, session_factory
 from db.settings import DatabaseSettings
@@ -11,6 +16,23 @@ from services.auth.settings import AuthSettings
 from services.gateway.wiring import signer_from
 
 PASSWORD = "correct horse battery staple"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def create_admin_cli(
+    username: str, password: str, env: Mapping[str, str]
+) -> "subprocess.CompletedProcess[str]":
+    """`python -m services.cli create-admin USERNAME` as an operator runs it (ADMIN_PASSWORD in
+    the environment, plus `env`: DB_URL at least); the finished process, whatever it returned."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "create-admin", username],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env, "ADMIN_PASSWORD": password},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @dataclass(frozen=True)

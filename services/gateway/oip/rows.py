@@ -12,32 +12,20 @@ what the client meant: an FP32/FP16 value stands for the shortest decimal that r
 """
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from services.artifact.schema import ClassLabel, FeatureSchema, FeatureSpec
 from services.errors import ValidationFailed
+from services.gateway.oip.schemas import Datatype
 from services.gateway.oip.tensors import Tensor
 from services.pipeline.prediction_service import PredictionResult
 
 MATRIX_INPUT = "input"
-NUMBER_TYPES = frozenset(
-    {
-        "UINT8",
-        "UINT16",
-        "UINT32",
-        "UINT64",
-        "INT8",
-        "INT16",
-        "INT32",
-        "INT64",
-        "FP16",
-        "FP32",
-        "FP64",
-    }
-)
+# Every datatype the protocol defines but BOOL and BYTES: the ones a number may come in.
+NUMBER_TYPES = frozenset(get_args(Datatype)) - {"BOOL", "BYTES"}
 FEATURE_DATATYPES = {"float": "FP64", "int": "INT64", "bool": "BOOL", "category": "BYTES"}
 ACCEPTED = {
     "float": NUMBER_TYPES,
