@@ -10,7 +10,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 
-.PHONY: promtool run test test-faults models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-env bench-batching bench-overhead bench-coldstart lint typecheck pytest golden-fixtures constraints dashboard clean
+.PHONY: promtool run test test-faults models migrate openapi bento bento-gpu container-smoke gpu-check bench bench-env bench-batching bench-overhead bench-coldstart bench-batch lint typecheck pytest golden-fixtures constraints dashboard clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -116,6 +116,10 @@ bench-overhead: models
 ## bench-coldstart: seconds from launching the server (as `make run` does) to /ready 200, and where they go (~3 min)
 bench-coldstart: models migrate
 	$(PY) -m bench.coldstart $(BENCH_ARGS)
+
+## bench-batch: a 1,000,000-row Parquet job against the runner's raw batched rows/s, peak RSS (~3 min)
+bench-batch: models
+	$(PY) -m bench.batch_job --postgres $(BENCH_ARGS)
 
 ## openapi: rewrite services/gateway/openapi.json from the app (review the diff, then commit)
 openapi: $(STAMP)

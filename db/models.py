@@ -167,3 +167,69 @@ class IdempotencyKey(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index(None, "expires_at"),)
+
+
+class ScoringJob(Base):
+    """A batch-scoring job: a file scored chunk by chunk through the prediction service.
+
+    The table is the queue: a gateway worker claims a queued job (or one whose holder's lease
+    expired: it stopped) by a compare-and-set update, renews the lease with every chunk it
+    commits, and records progress in the same transaction as the chunk's logged rows, so a
+    restart resumes after the last committed chunk and never logs a row twice.
+    """
+
+    __tablename__ = "scoring_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128))
+    principal: Mapped[str | None] = mapped_column(String(200))
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(1024))
+    input_path: Mapped[str] = mapped_column(String(1024))
+    input_format: Mapped[str] = mapped_column(String(16))
+    id_column: Mapped[str | None] = mapped_column(String(64))
+    ignored_columns: Mapped[list[str]] = mapped_column(JsonDocument)
+    log_rows: Mapped[bool] = mapped_column(Boolean)
+    chunk_rows: Mapped[int] = mapped_column(Integer)
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    rows_done: Mapped[int] = mapped_column(Integer)
+    rows_failed: Mapped[int] = mapped_column(Integer)
+    chunks_done: Mapped[int] = mapped_column(Integer)
+    result_path: Mapped[str | None] = mapped_column(String(1024))
+    error: Mapped[str | None] = mapped_column(String(2000))
+    attempts: Mapped[int] = mapped_column(Integer)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index(None, "status", "created_at"),
+        Index(None, "principal", "created_at"),
+    )
+
+
+class ScoringJobChunk(Base):
+    """One committed chunk of a batch job: the job's log, one entry per chunk (not per row).
+
+    Written in the transaction that counts the chunk, with the digest of the result part it
+    produced, so the result file can be traced to the version and the rows that made it."""
+
+    __tablename__ = "scoring_job_chunks"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("scoring_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    first_row: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[str] = mapped_column(String(200))
+    part_sha256: Mapped[str] = mapped_column(String(64))
+    seconds: Mapped[float] = mapped_column(Float)
+    holder: Mapped[str] = mapped_column(String(128))
+    committed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

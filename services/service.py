@@ -19,12 +19,14 @@ from pydantic import Field
 from db.settings import database_settings
 from services.auth.middleware import PREDICT_PATH
 from services.auth.settings import auth_settings
+from services.batch.settings import job_settings
 from services.errors import AppError
 from services.gateway.app import create_app
 from services.gateway.client_api import predict_for_client
 from services.gateway.drain import drain_on_sigterm
 from services.gateway.oip.app import create_oip_app
 from services.gateway.protocol import install_http_protocol
+from services.gateway.routers.jobs import JOBS_PATH
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.stack import middleware_chain
 from services.gateway.traffic_labels import bound_bentoml_traffic_labels
@@ -146,6 +148,7 @@ class Gateway:
                 auth=auth_settings(),
                 redis=redis_settings(),
                 limits=rate_limit_settings(),
+                jobs=job_settings(),
             )
         except AppError as exc:
             logger.critical("refusing to start: %s", exc.message)
@@ -170,5 +173,6 @@ for middleware, options in middleware_chain(
     max_body_bytes=SETTINGS.max_body_bytes,
     protect_metrics=auth_settings().protect_metrics,
     limits=SERVER,
+    upload_limits={JOBS_PATH: job_settings().max_upload_bytes},
 ):
     Gateway.add_asgi_middleware(middleware, **options)  # type: ignore[attr-defined]

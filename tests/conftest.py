@@ -10,6 +10,7 @@ import pytest
 _SCRATCH = tempfile.mkdtemp(prefix="model-packaging-tests-")
 os.environ["BENTOML_HOME"] = os.path.join(_SCRATCH, "bentoml")
 os.environ["EXPORT_DATA_DIR"] = os.path.join(_SCRATCH, "data")
+os.environ["JOBS_DIRECTORY"] = os.path.join(_SCRATCH, "jobs")
 os.environ["BENTOML_DO_NOT_TRACK"] = "True"
 # Auth and rate limits are off by default in tests that exercise other behaviour; the auth
 # tests (tests/integration/auth, tests/e2e/test_secured_server.py) switch them on explicitly.

@@ -13,6 +13,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import ColumnElement, Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.engine import json_text
 from db.models import Prediction
 
 SHADOW_ROLE = "shadow"
@@ -81,6 +82,50 @@ async def add_predictions(*, session: AsyncSession, rows: Sequence[dict[str, Any
     if rows:
         connection = await session.connection()
         await connection.execute(insert(PREDICTIONS_TABLE), list(rows))
+
+
+COPY_COLUMNS = (
+    "id",
+    "request_id",
+    "model_name",
+    "model_version",
+    "inputs",
+    "outputs",
+    "latency_ms",
+    "principal",
+    "created_at",
+    "role",
+)
+
+
+async def copy_predictions(*, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows at once (a batch job's chunk; not committed): PostgreSQL's COPY on the
+    session's own connection (inside its transaction), an executemany elsewhere."""
+    if not rows:
+        return
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        await connection.execute(insert(PREDICTIONS_TABLE), list(rows))
+        return
+    raw = await connection.get_raw_connection()
+    records = [
+        (
+            row["id"],
+            row["request_id"],
+            row["model_name"],
+            row["model_version"],
+            json_text(row["inputs"]),
+            json_text(row["outputs"]),
+            row["latency_ms"],
+            row["principal"],
+            row["created_at"],
+            row["role"],
+        )
+        for row in rows
+    ]
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        PREDICTIONS_TABLE.name, records=records, columns=COPY_COLUMNS
+    )
 
 
 async def count_predictions(*, session: AsyncSession, query: PredictionQuery) -> int:

@@ -40,6 +40,8 @@ class Router(Protocol):
 
     def route(self, wanted: str, *, request_id: str, principal: str | None) -> Route: ...
 
+    def production(self, name: str) -> ServedModel: ...
+
 
 @dataclass(frozen=True)
 class RoutingPlan:

@@ -14,7 +14,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories import deployments as repository
-from services.catalog import ModelCatalog
+from services.catalog import ModelCatalog, ServedModel
 from services.deployments.manager import DeploymentManager
 from services.deployments.routing import DeploymentSnapshot, Route, build_snapshot
 from services.observability.metrics import DEPLOYMENT_REFRESH_FAILURES
@@ -43,6 +43,10 @@ class DeploymentWatcher:
     def route(self, wanted: str, *, request_id: str, principal: str | None) -> Route:
         """Route by the snapshot as it is now (a request reads it once, when it starts)."""
         return self.snapshot.route(wanted, request_id=request_id, principal=principal)
+
+    def production(self, name: str) -> ServedModel:
+        """The version that answers `name` now, canary aside."""
+        return self.snapshot.production(name)
 
     async def start(self) -> None:
         """Load the deployments, then poll for changes in the background."""

@@ -15,6 +15,7 @@ from services.gateway.routers import (
     api_keys,
     auth,
     deployments,
+    jobs,
     models,
     monitoring,
     predictions,
@@ -51,6 +52,7 @@ def create_app() -> FastAPI:
     add_docs(app, title=API_TITLE)
     app.include_router(auth.router)
     app.include_router(predictions.router)
+    app.include_router(jobs.router)
     app.include_router(models.router)
     app.include_router(deployments.router)
     app.include_router(monitoring.router)

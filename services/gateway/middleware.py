@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from starlette.datastructures import Headers
@@ -75,9 +75,12 @@ class GatewayMiddleware:
         max_body_bytes: int,
         runtime: RuntimeProvider | None = None,
         limits: ServerSettings | None = None,
+        upload_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # POST routes that take file uploads (batch jobs), with their own size limit.
+        self.upload_limits = dict(upload_limits or {})
         self.runtime = runtime
         self.limits = limits or ServerSettings()
 
@@ -137,10 +140,14 @@ class GatewayMiddleware:
         self, scope: Scope, receive: Receive, send: Send, state: "_ResponseState"
     ) -> None:
         path = scope["path"]
+        if scope.get("method") == "POST" and path in self.upload_limits:
+            state.body_limit = self.upload_limits[path]
+        else:
+            state.body_limit = self.max_body_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if declared is not None and declared > state.body_limit:
             await send_error(
-                send, 413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes"
+                send, 413, "payload_too_large", f"request body exceeds {state.body_limit} bytes"
             )
             return
         deadlines = _Deadlines(
@@ -187,7 +194,7 @@ class GatewayMiddleware:
     ) -> None:
         if isinstance(exc, BodyTooLarge) or state.body_too_large:
             await send_error(
-                send, 413, "payload_too_large", f"request body exceeds {self.max_body_bytes} bytes"
+                send, 413, "payload_too_large", f"request body exceeds {state.body_limit} bytes"
             )
         elif isinstance(exc, AppError):
             await send_error(
@@ -221,7 +228,7 @@ class GatewayMiddleware:
                 seen += len(message.get("body", b""))
                 if not message.get("more_body", False) and state.deadlines is not None:
                     state.deadlines.body_complete = True
-                if seen > self.max_body_bytes:
+                if seen > state.body_limit:
                     # The app may swallow this (FastAPI answers 400); the error body becomes 413.
                     state.body_too_large = True
                     raise BodyTooLarge
@@ -250,6 +257,7 @@ class _ResponseState:
     status = 500
     started = False  # a response start was sent on to the server: too late for another one
     body_too_large = False
+    body_limit = 0
     deadlines: "_Deadlines | None" = None
     drain: Drain | None = None  # set for requests admitted by a worker that can drain
 

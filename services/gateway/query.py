@@ -94,3 +94,11 @@ class PredictionFilters(BaseModel):
 
 class PredictionListQuery(PageQuery, PredictionFilters):
     """Paging, sort and filters of GET /predictions."""
+
+
+class JobListQuery(PageQuery):
+    """Paging and the status filter of GET /jobs."""
+
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = Field(
+        default=None, alias="filter[status]", description="only jobs in this status"
+    )

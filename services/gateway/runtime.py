@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from services.auth.authenticator import Authenticator
 from services.auth.credentials import TokenSigner
+from services.batch.jobs import JobService
+from services.batch.worker import JobWorker
 from services.cache import ResultCache
 from services.catalog import ModelCatalog, ServedModel
 from services.gateway.drain import Drain
@@ -37,6 +39,8 @@ class GatewayRuntime:
     probes: Mapping[str, ReadinessProbe] = field(default_factory=dict)
     lifecycle: Lifecycle | None = None  # deployments, shadows, drift gauge (needs the log)
     drain: Drain = field(default_factory=Drain)
+    jobs: JobService | None = None  # batch scoring (needs the prediction log)
+    job_worker: JobWorker | None = None  # this worker scoring queued jobs (JOBS_RUN)
 
     def resolve(self, wanted: str) -> ServedModel:
         """`name:version`, or for a bare `name` the version that answers it now: the
@@ -61,6 +65,8 @@ class GatewayRuntime:
 
     async def close(self) -> None:
         """Stop background work; release pooled connections (database, Redis)."""
+        if self.job_worker is not None:
+            await self.job_worker.close()
         if self.lifecycle is not None:
             await self.lifecycle.close()
         if self.store is not None:

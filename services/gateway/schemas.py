@@ -229,3 +229,67 @@ class ApiKeyPublic(BaseModel):
 
 class ApiKeyCreated(ApiKeyPublic):
     key: str = Field(description="The key itself: shown this once, never stored.")
+
+
+class JobProgress(BaseModel):
+    rows_total: int | None = Field(description="Rows in the file (a CSV's once it is read).")
+    rows_done: int = Field(description="Rows scored or failed so far.")
+    rows_failed: int = Field(description="Rows that failed their checks (see `error` per row).")
+    chunks_done: int
+    fraction: float | None = Field(description="rows_done / rows_total, when the total is known.")
+
+
+class JobRecord(BaseModel):
+    """A batch-scoring job: its file, model version, status and progress."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: uuid.UUID
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    model: ModelIdentity
+    source: str = Field(description="`upload`, or the referenced file")
+    format: Literal["parquet", "csv"]
+    id_column: str | None
+    ignored_columns: list[str] = Field(description="Columns of the file that are not features.")
+    log_rows: bool = Field(description="Scored rows also go into the prediction log.")
+    progress: JobProgress
+    error: str | None = Field(description="Why the job failed.")
+    attempts: int = Field(description="How many times a worker took it up (a restart resumes).")
+    result: str | None = Field(description="Where to download the result, once it succeeded.")
+    principal: str | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    updated_at: UtcDatetime
+    finished_at: UtcDatetime | None
+
+    @classmethod
+    def of(cls, job: Any, *, result_url: str) -> Self:
+        """From a `db.models.ScoringJob` row."""
+        total = job.rows_total
+        return cls.model_validate(
+            {
+                "id": job.id,
+                "status": job.status,
+                "model": {"name": job.model_name, "version": job.model_version},
+                "source": job.source,
+                "format": job.input_format,
+                "id_column": job.id_column,
+                "ignored_columns": job.ignored_columns,
+                "log_rows": job.log_rows,
+                "progress": {
+                    "rows_total": total,
+                    "rows_done": job.rows_done,
+                    "rows_failed": job.rows_failed,
+                    "chunks_done": job.chunks_done,
+                    "fraction": round(job.rows_done / total, 4) if total else None,
+                },
+                "error": job.error,
+                "attempts": job.attempts,
+                "result": result_url if job.status == "succeeded" else None,
+                "principal": job.principal,
+                "created_at": job.created_at,
+                "started_at": job.started_at,
+                "updated_at": job.updated_at,
+                "finished_at": job.finished_at,
+            }
+        )

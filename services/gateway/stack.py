@@ -14,9 +14,15 @@ def middleware_chain(
     max_body_bytes: int,
     protect_metrics: bool,
     limits: ServerSettings | None = None,
+    upload_limits: dict[str, int] | None = None,
 ) -> list[tuple[type[Any], dict[str, Any]]]:
     """The chain as (class, options) pairs, the way BentoML's add_asgi_middleware takes them."""
-    gateway = {"max_body_bytes": max_body_bytes, "runtime": runtime, "limits": limits}
+    gateway = {
+        "max_body_bytes": max_body_bytes,
+        "runtime": runtime,
+        "limits": limits,
+        "upload_limits": upload_limits,
+    }
     return [
         (GatewayMiddleware, gateway),
         (AuthMiddleware, {"protect_metrics": protect_metrics}),

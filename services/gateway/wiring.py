@@ -10,6 +10,9 @@ from services.auth.authenticator import Authenticator
 from services.auth.credentials import TokenSigner
 from services.auth.epochs import CredentialEpochs
 from services.auth.settings import AuthSettings
+from services.batch.jobs import JobService
+from services.batch.settings import JobSettings
+from services.batch.worker import JobWorker
 from services.cache import ResultCache
 from services.catalog import ModelCatalog
 from services.deployments.settings import (
@@ -44,6 +47,7 @@ async def build_runtime(
     limits: RateLimitSettings | None = None,
     deployment: DeploymentSettings | None = None,
     monitoring: MonitoringSettings | None = None,
+    jobs: JobSettings | None = None,
 ) -> GatewayRuntime:
     """A ready-to-serve runtime, or an AppError saying why the service must not start."""
     auth = auth or AuthSettings()
@@ -68,20 +72,22 @@ async def build_runtime(
     probes: dict[str, ReadinessProbe] = {"redis": guard.ping}
     if store is not None:
         probes["database"] = store.ping
+    predictions = PredictionService(
+        catalog=catalog,
+        inference=inference,
+        settings=serving,
+        store=store,
+        cache=cache,
+        auth_enabled=signer is not None,
+        router=lifecycle.deployments if lifecycle else None,
+        shadows=lifecycle.shadows if lifecycle else None,
+    )
+    job_service, worker = _jobs(jobs or JobSettings(), store, predictions)
     return GatewayRuntime(
         settings=serving,
         catalog=catalog,
         inference=inference,
-        predictions=PredictionService(
-            catalog=catalog,
-            inference=inference,
-            settings=serving,
-            store=store,
-            cache=cache,
-            auth_enabled=signer is not None,
-            router=lifecycle.deployments if lifecycle else None,
-            shadows=lifecycle.shadows if lifecycle else None,
-        ),
+        predictions=predictions,
         redis=guard,
         store=store,
         authenticator=_authenticator(signer, store, guard, auth),
@@ -90,7 +96,23 @@ async def build_runtime(
         cache=cache,
         probes=probes,
         lifecycle=lifecycle,
+        jobs=job_service,
+        job_worker=worker,
     )
+
+
+def _jobs(
+    settings: JobSettings, store: PredictionStore | None, predictions: PredictionService
+) -> tuple[JobService | None, JobWorker | None]:
+    """Batch jobs live in the database: without the prediction log there are none."""
+    if store is None or not settings.enabled:
+        return None, None
+    service = JobService(store=store, predictions=predictions, settings=settings)
+    if not settings.run:
+        return service, None
+    worker = JobWorker(service)
+    worker.start()
+    return service, worker
 
 
 async def _lifecycle(

@@ -114,3 +114,22 @@ def breaker_listener(dependency: str) -> Callable[[bool], None]:
 def report_up(dependency: str, up: bool) -> None:
     """Record what a probe of `dependency` found."""
     DEPENDENCY_UP.labels(dependency=dependency).set(1 if up else 0)
+
+
+# Batch-scoring jobs (services.batch): rows by outcome, chunk time, jobs as they end.
+BATCH_ROWS = Counter(
+    "batch_job_rows_total",
+    "Rows scored by batch jobs, per model and outcome (scored, or failed its row checks).",
+    ["model", "outcome"],
+)
+BATCH_CHUNK_SECONDS = Histogram(
+    "batch_job_chunk_seconds",
+    "Time to read, check, score, write and commit one chunk of a batch job, per model.",
+    ["model"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+BATCH_JOBS = Counter(
+    "batch_jobs_total",
+    "Batch jobs by how they ended (succeeded, failed, cancelled) or were handed back (released).",
+    ["status"],
+)

@@ -5,6 +5,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -19,12 +20,13 @@ from services.observability.metrics import (
     breaker_listener,
     report_up,
 )
-from services.runners.clients import RunnerClient
+from services.runners.clients import LocalRunner, RunnerClient
 from services.runners.protocol import PredictItem, PredictOutput
 from services.settings import ServingSettings
 
 logger = logging.getLogger("services.pipeline")
 PROBE_TIMEOUT_S = 2.0
+ResultT = TypeVar("ResultT")
 
 
 class Coalescer(MicroBatcher[PredictItem, PredictOutput]):
@@ -78,27 +80,54 @@ class Inference:
         self, model: ServedModel, matrix: npt.NDArray[np.float32]
     ) -> list[list[float]]:
         """Class probabilities for each row of `matrix` (already validated and encoded)."""
+        item = PredictItem(model=model.ref.tag, rows=matrix.tolist())
+        output = await self._guarded(
+            model, lambda: self._call(model.ref.framework, item), rows=len(item.rows)
+        )
+        return output.probabilities
+
+    async def probability_matrix(
+        self, model: ServedModel, matrix: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
+        """The same probabilities for a large block of rows (a batch job's chunk): one runner
+        call, not coalesced (the block is a batch already); an in-process runner takes the
+        matrix as it is, a remote one over its usual protocol."""
+        framework = model.ref.framework
+
+        async def call() -> npt.NDArray[np.float64]:
+            runner = self.runners[framework]
+            if isinstance(runner, LocalRunner):
+                return await runner.predict_matrix(model.ref.tag, matrix)
+            item = PredictItem(model=model.ref.tag, rows=matrix.tolist())
+            outputs = await runner.predict([item])
+            return np.asarray(outputs[0].probabilities, dtype=np.float64)
+
+        return await self._guarded(model, call, rows=len(matrix))
+
+    async def _guarded(
+        self, model: ServedModel, call: Callable[[], Awaitable[ResultT]], *, rows: int
+    ) -> ResultT:
+        """`call()` behind the runner's breaker and the inference timeout."""
         framework = model.ref.framework
         if framework not in self.runners:
             raise ModelNotLoaded(f"no runner serves {framework} models")
         guard = self.guards[framework]
         breaker = guard.breaker
         guard.admit(lambda: self._probe(framework))
-        item = PredictItem(model=model.ref.tag, rows=matrix.tolist())
         started = time.perf_counter()
-        call = asyncio.ensure_future(self._call(framework, item))
+        task = asyncio.ensure_future(call())
         opened = guard.opened()
         try:
             done, _ = await asyncio.wait(
-                (call, opened),
+                (task, opened),
                 timeout=self.settings.inference_timeout_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         except BaseException:  # the request itself was cancelled (timeout, disconnect)
-            call.cancel()
+            task.cancel()
             raise
-        if call not in done:
-            call.cancel()
+        if task not in done:
+            task.cancel()
             if not opened.done():
                 breaker.failed()
                 raise InferenceTimeout(
@@ -110,7 +139,7 @@ class Inference:
                 f"the {framework} runner is not available", retry_after_s=breaker.retry_after_s()
             )
         try:
-            output = call.result()
+            output = task.result()
         except AppError:
             breaker.succeeded()  # the runner answered: with an error about this request
             raise
@@ -120,7 +149,7 @@ class Inference:
         INFERENCE_LATENCY.labels(model=model.ref.name, version=model.ref.version).observe(
             time.perf_counter() - started
         )
-        return output.probabilities
+        return output
 
     async def _probe(self, framework: str) -> None:
         """While a runner's breaker is open: one status call, in the background, that closes

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from services.auth.principal import Principal, authorize
 from services.auth.scopes import PREDICTIONS_WRITE
 from services.cache import ResultCache, result_key
@@ -188,6 +191,20 @@ class PredictionService:
                 )
             )
         return result
+
+    def batch_model(self, wanted: str) -> ServedModel:
+        """The version a batch job scores with: the pinned `name:version`, or the production
+        version of `name` now (a job keeps it to the end; canaries split live traffic only)."""
+        if ":" in wanted:
+            return self.catalog.resolve(wanted)
+        return self.router.production(wanted)
+
+    async def score_block(
+        self, model: ServedModel, matrix: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
+        """Class probabilities for a block of validated, encoded rows (a job's chunk), from the
+        same runners, breakers and timeout as a request; the caller logs them."""
+        return await self.inference.probability_matrix(model, matrix)
 
     def _keyed(self, request: PredictionRequest) -> KeyedRequest | None:
         """The request's Idempotency-Key (ignored where the prediction log is off)."""

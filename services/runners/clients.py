@@ -4,6 +4,9 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from services.runners.core import RunnerCore
 from services.runners.protocol import PredictItem, PredictOutput, RunnerStatus
 
@@ -41,6 +44,13 @@ class LocalRunner:
     async def predict(self, items: list[PredictItem]) -> list[PredictOutput]:
         self.calls += 1
         return await asyncio.to_thread(self.core.predict, items)
+
+    async def predict_matrix(
+        self, tag: str, matrix: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
+        """Probabilities for an encoded block of rows, without the list protocol."""
+        self.calls += 1
+        return await asyncio.to_thread(self.core.predict_matrix, tag, matrix)
 
     async def status(self) -> RunnerStatus:
         return RunnerStatus(framework=self.core.framework, models=sorted(self.core.models))

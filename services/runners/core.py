@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from services.artifact.loader import VerifiedModel, load_verified
 from services.errors import AppError, ModelNotFound, ModelNotLoaded
@@ -56,6 +57,13 @@ class RunnerCore:
             model.tag,
             len(model.metadata.golden_examples.inputs),
         )
+
+    def predict_matrix(self, tag: str, matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Probabilities for one model's encoded rows (a batch job's chunk)."""
+        model = self.models.get(tag)
+        if model is None:
+            raise ModelNotFound(f"model {tag} is not served by the {self.framework} runner")
+        return np.asarray(model.predictor.predict_proba(matrix), dtype=np.float64)
 
     def predict(self, items: list[PredictItem]) -> list[PredictOutput]:
         """One predict call per model over all its rows in the batch, split back per item."""

@@ -1,9 +1,12 @@
 """Every front door of one real `bentoml serve` with auth on, called with its own client:
 REST with httpx, the Open Inference Protocol with tritonclient, the predict API with BentoML's
-sync and async HTTP clients. The same rows give the same outputs through each, and each
-enforces the same credentials (401), scopes (403), validation (422) and models (404)."""
+sync and async HTTP clients, batch jobs with a multipart upload. The same rows give the same
+outputs through each, and each enforces the same credentials (401), scopes (403), validation
+(422) and models (404)."""
 
 import asyncio
+import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -11,6 +14,8 @@ from typing import Any
 
 import bentoml
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import tritonclient.http as triton
 from bentoml.exceptions import BentoMLException, NotFound, UnprocessableEntity
@@ -273,6 +278,72 @@ def test_rest_sees_401_403_404_and_422(doors: Doors, reference_models: dict[str,
         doors.rest(doors.reader_key, "fraud-xgb", good).status_code,
         doors.rest(doors.writer_key, "no-such-model", good).status_code,
         doors.rest(doors.writer_key, "fraud-xgb", [BAD_FRAUD_ROW]).status_code,
+    )
+
+    assert statuses == (401, 403, 404, 422)
+
+
+# batch jobs, with plain HTTP (multipart upload, then polling and a Parquet download)
+
+
+def _parquet(rows: list[dict[str, Any]]) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), sink)
+    return sink.getvalue()
+
+
+def _submit(doors: Doors, key: str | None, model: str, content: bytes) -> httpx.Response:
+    return httpx.post(
+        f"{doors.base_url}/api/v1/jobs",
+        data={"model": model},
+        files={"file": ("rows.parquet", content, "application/octet-stream")},
+        headers={"X-API-Key": key} if key else {},
+        timeout=30,
+    )
+
+
+def test_batch_jobs_outputs_equal_rest(doors: Doors, reference_models: dict[str, str]) -> None:
+    headers = {"X-API-Key": doors.writer_key}
+    for recipe in RECIPES:
+        tag = reference_models[recipe]
+        rows = golden_examples(tag)["inputs"]
+        rest = _outputs(doors.rest(doors.writer_key, recipe, rows).json())
+        accepted = _submit(doors, doors.writer_key, recipe, _parquet(rows))
+        assert accepted.status_code == 202, accepted.text
+
+        deadline = time.monotonic() + 60
+        while True:
+            location = f"{doors.base_url}{accepted.headers['location']}"
+            job = httpx.get(location, headers=headers).json()["data"]
+            if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert job["status"] == "succeeded", job
+        result = pq.read_table(
+            io.BytesIO(httpx.get(f"{doors.base_url}{job['result']}", headers=headers).content)
+        ).to_pylist()
+
+        classes = output_classes(tag)
+        assert [
+            {
+                "label": row["label"],
+                "score": row["score"],
+                "probabilities": {str(c): row[f"probability_{c}"] for c in classes},
+                "out_of_range": [],
+            }
+            for row in result
+        ] == rest, recipe
+        assert {row["model_version"] for row in result} == {tag.split(":")[1]}
+
+
+def test_batch_jobs_see_401_403_404_and_422(doors: Doors, reference_models: dict[str, str]) -> None:
+    good = _parquet(golden_examples(reference_models["fraud-xgb"])["inputs"][:1])
+
+    statuses = (
+        _submit(doors, None, "fraud-xgb", good).status_code,
+        _submit(doors, doors.reader_key, "fraud-xgb", good).status_code,
+        _submit(doors, doors.writer_key, "no-such-model", good).status_code,
+        _submit(doors, doors.writer_key, "fraud-xgb", _parquet([BAD_FRAUD_ROW])).status_code,
     )
 
     assert statuses == (401, 403, 404, 422)

@@ -16,10 +16,12 @@ from starlette.routing import Mount
 
 from db.settings import DatabaseSettings
 from services.auth.settings import AuthSettings
+from services.batch.settings import JobSettings
 from services.catalog import ModelCatalog, ModelRef
 from services.deployments.settings import DeploymentSettings, MonitoringSettings
 from services.gateway.app import create_app
 from services.gateway.oip.app import create_oip_app
+from services.gateway.routers.jobs import JOBS_PATH
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.stack import middleware_chain
 from services.gateway.wiring import build_runtime
@@ -49,10 +51,12 @@ async def build_gateway(
     limits: RateLimitSettings | None = None,
     deployment: DeploymentSettings | None = None,
     monitoring: MonitoringSettings | None = None,
+    jobs: JobSettings | None = None,
     **serving: Any,
 ) -> tuple[Any, GatewayRuntime]:
     """The gateway's ASGI app (middleware chain around the /api/v1 app) and its runtime; the
-    caller closes the runtime. Options as for `gateway_client`; the drift gauge refresh is off."""
+    caller closes the runtime. Options as for `gateway_client`; the drift gauge refresh is off,
+    and so is the batch job worker unless `jobs` asks for it (tests drive JobWorker themselves)."""
     refs = model_refs(tags)
     runners = {}
     for framework in {ref.framework for ref in refs}:
@@ -76,12 +80,16 @@ async def build_gateway(
         limits=limits or RateLimitSettings(enabled=False),
         deployment=deployment,
         monitoring=monitoring or MonitoringSettings(drift_refresh_s=0),
+        jobs=jobs or JobSettings(run=False),
     )
     app = create_app()
     # As the Gateway service mounts them: /api/v1, and the protocol's app (its routes carry /v2).
     mounted = Starlette(routes=[Mount("/api/v1", app=app), Mount("", app=create_oip_app())])
     chain = middleware_chain(
-        lambda: runtime, max_body_bytes=runtime.settings.max_body_bytes, protect_metrics=False
+        lambda: runtime,
+        max_body_bytes=runtime.settings.max_body_bytes,
+        protect_metrics=False,
+        upload_limits={JOBS_PATH: (jobs or JobSettings()).max_upload_bytes},
     )
     app_with_chain: Any = mounted
     for middleware, options in reversed(chain):  # the first entry ends up outermost, as BentoML
@@ -99,6 +107,7 @@ async def gateway_client(
     limits: RateLimitSettings | None = None,
     deployment: DeploymentSettings | None = None,
     monitoring: MonitoringSettings | None = None,
+    jobs: JobSettings | None = None,
     **serving: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayRuntime]]:
     """An httpx client on the gateway serving `tags`; db_url None switches persistence off.
@@ -115,6 +124,7 @@ async def gateway_client(
         limits=limits,
         deployment=deployment,
         monitoring=monitoring,
+        jobs=jobs,
         **serving,
     )
     transport = httpx.ASGITransport(app=app)

@@ -65,6 +65,7 @@ def settings_env(env: Mapping[str, str]) -> Iterator[None]:
 def _clear_settings_caches() -> None:
     from db.settings import database_settings
     from services.auth.settings import auth_settings
+    from services.batch.settings import job_settings
     from services.catalog import served_refs
     from services.ratelimit.settings import rate_limit_settings
     from services.redis_client import redis_settings
@@ -78,5 +79,6 @@ def _clear_settings_caches() -> None:
         rate_limit_settings,
         redis_settings,
         database_settings,
+        job_settings,
     ):
         cached.cache_clear()

@@ -449,6 +449,40 @@ def _deployments(layout: Layout) -> list[Builder[Panel]]:
     ]
 
 
+def _batch(layout: Layout) -> list[Builder[Panel]]:
+    chunk = "batch_job_chunk_seconds"
+    return [
+        _timeseries(
+            layout,
+            "Batch job rows by outcome",
+            "Rows scored by batch jobs per model: scored, or failed their row checks (reported "
+            "per row in the job's result).",
+            [
+                Query(
+                    f"sum by (model, outcome) (rate(batch_job_rows_total{{{MODEL}}}[{RATE}]))",
+                    "{{model}} {{outcome}}",
+                )
+            ],
+            "rowsps",
+        ),
+        _timeseries(
+            layout,
+            "Batch job chunk time",
+            "Read, check, score, write and commit one chunk (JOBS_CHUNK_ROWS rows).",
+            _quantiles(chunk, "model", MODEL, "{{model}}"),
+            "s",
+        ),
+        _timeseries(
+            layout,
+            "Batch jobs ended",
+            "Jobs by how they ended; `released` is a job handed back to the queue by a "
+            "stopping worker (another resumes it after its last committed chunk).",
+            [Query(f"sum by (status) (rate(batch_jobs_total{{{JOB}}}[{RATE}]))", "{{status}}")],
+            "ops",
+        ),
+    ]
+
+
 def _drift(layout: Layout) -> list[Builder[Panel]]:
     psi = "max by (model, version, feature) (model_feature_psi{{{selector}}})"
     return [
@@ -562,7 +596,8 @@ def _dependencies(layout: Layout) -> list[Builder[Panel]]:
 
 
 def build() -> dashboard_builders.Dashboard:
-    """The dashboard: traffic, models, deployments, drift, dependencies (one row each)."""
+    """The dashboard: traffic, models, deployments, batch jobs, drift, dependencies (one row
+    each)."""
     layout = Layout()
     board = (
         dashboard_builders.Dashboard("Model packaging")
@@ -606,6 +641,7 @@ def build() -> dashboard_builders.Dashboard:
         ("Traffic", _traffic),
         ("Models", _models),
         ("Deployments: canary and shadow", _deployments),
+        ("Batch jobs", _batch),
         ("Drift", _drift),
         ("Dependencies, limits and readiness", _dependencies),
     ]

@@ -16,6 +16,7 @@ LAYERS: list[set[str]] = [
     {"auth", "runners", "deployments"},
     {"ratelimit"},
     {"pipeline"},
+    {"batch"},
     {"gateway"},
     {"service", "cli"},
 ]

@@ -19,11 +19,13 @@ NEEDED_WITHOUT_IMPORT = {
     "python-multipart": "FastAPI's Form() parses the token route's form body with it",
     "asyncpg": "SQLAlchemy's postgresql+asyncpg driver",
     "aiosqlite": "SQLAlchemy's sqlite+aiosqlite driver",
-    "pyarrow": "the planned batch-scoring route streams Parquet through the gateway",
     "httptools": "the HTTP parser of uvicorn's httptools protocol, which the gateway guards",
     "uvloop": "uvicorn's event loop in BentoML's workers (loop=auto picks it when installed)",
 }
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+# The `batch` extra (Dask) is for `python -m services.batch score` only: imported there, lazily,
+# never on the gateway's path, so the image does without it.
+BATCH_EXTRA_USERS = {"services/batch/distributed.py", "services/batch/__main__.py"}
 
 
 def _names(requirements: list[str]) -> set[str]:
@@ -55,7 +57,7 @@ def _imported_distributions() -> dict[str, set[str]]:
 
 
 def test_every_import_of_the_shipped_code_is_a_declared_dependency() -> None:
-    declared = _names(PYPROJECT["project"]["dependencies"])
+    declared = _names(PYPROJECT["project"]["dependencies"]) | _batch_extra()
 
     undeclared = {
         name: sorted(files)
@@ -73,6 +75,29 @@ def test_every_runtime_dependency_is_used_by_the_shipped_code() -> None:
 
     assert not unused, f"runtime dependencies nothing shipped imports: {sorted(unused)}"
     assert set(NEEDED_WITHOUT_IMPORT) <= declared
+
+
+def _batch_extra() -> set[str]:
+    return _names(PYPROJECT["project"]["optional-dependencies"]["batch"]) - _names(
+        PYPROJECT["project"]["dependencies"]
+    )
+
+
+def test_the_batch_extra_is_imported_only_by_the_dask_command() -> None:
+    users = {
+        name: files for name, files in _imported_distributions().items() if name in _batch_extra()
+    }
+
+    assert users, "the Dask command imports nothing from the batch extra"
+    assert set().union(*users.values()) <= BATCH_EXTRA_USERS
+    for path in BATCH_EXTRA_USERS:  # only inside functions: importing the module needs no Dask
+        tree = ast.parse((ROOT / path).read_text())
+        top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        modules = {
+            (n.module or "") if isinstance(n, ast.ImportFrom) else n.names[0].name
+            for n in top_level
+        }
+        assert not {m for m in modules if m.split(".")[0] in ("dask", "distributed")}, path
 
 
 def test_training_only_packages_stay_out_of_the_image() -> None:

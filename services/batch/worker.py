@@ -1,0 +1,367 @@
+"""The worker inside each gateway process that scores queued jobs, one chunk at a time.
+
+Per chunk: read (pyarrow) -> check and encode (by column) -> the prediction service's runners
+-> a Parquet part -> one transaction that counts the chunk, renews the lease and inserts its
+rows into the prediction log. The part is written before the commit: after a stop, the chunk is
+either committed (skipped on resume) or scored again and its part replaced, never logged twice.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from db.models import ScoringJob
+from db.repositories import jobs as repository
+from db.repositories.predictions import copy_predictions
+from services.batch.columns import EncodedChunk, encode_chunk
+from services.batch.files import InputFile, chunks, read_schema
+from services.batch.jobs import JobService
+from services.batch.results import merge_parts, result_schema, score_result, write_part
+from services.catalog import ServedModel
+from services.errors import AppError, DatabaseUnavailable, InferenceTimeout, ModelNotLoaded
+from services.observability.metrics import BATCH_CHUNK_SECONDS, BATCH_JOBS, BATCH_ROWS
+from services.persistence import is_database_failure
+
+logger = logging.getLogger("services.batch")
+BATCH_ROLE = "batch"
+TRANSIENT = (ModelNotLoaded, InferenceTimeout, DatabaseUnavailable, TimeoutError)
+BACKOFF_S = 2.0
+
+
+class _Lost(Exception):
+    """The job stopped being this worker's (cancelled, or taken over after its lease expired)."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    job: ScoringJob
+    model: ServedModel
+    source: InputFile
+    schema: pa.Schema
+    columns: list[str]
+
+
+class JobWorker:
+    """Claims jobs from the job table and scores them until told to stop."""
+
+    def __init__(self, jobs: JobService, *, holder: str | None = None) -> None:
+        self.jobs = jobs
+        self.settings = jobs.settings
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_s)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def close(self) -> None:
+        """Stop after the chunk in progress; a job in hand goes back to the queue."""
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job_id = await self.claim()
+            except Exception as exc:
+                logger.warning("could not look for batch jobs: %r", exc)
+                job_id = None
+            if job_id is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.poll_s)
+                continue
+            try:
+                await self.run(job_id)
+            except Exception as exc:  # the job stays claimed; its lease expires and it resumes
+                logger.error("batch job %s: could not record its outcome: %r", job_id, exc)
+
+    async def claim(self) -> uuid.UUID | None:
+        async with self.jobs.store.sessions() as session:
+            return await repository.claim_job(
+                session=session, holder=self.holder, now=self.jobs.clock(), lease=self.lease
+            )
+
+    async def run(self, job_id: uuid.UUID) -> None:
+        """Score a claimed job to its end, or hand it back (stopping, transient outage)."""
+        try:
+            plan = await self._plan(job_id)
+            if plan is not None:
+                await self._score(plan)
+        except _Lost:
+            await self._lost(job_id)
+        except TRANSIENT as exc:
+            logger.warning("batch job %s paused, back in the queue: %s", job_id, exc)
+            await self._release(job_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=BACKOFF_S)
+        except Exception as exc:
+            if is_database_failure(exc):
+                logger.warning("batch job %s paused (database): %r", job_id, exc)
+                await self._release(job_id)
+                return
+            logger.exception("batch job %s failed", job_id)
+            # An upload's path is the server's business; a referenced source is the caller's own.
+            paths = (str(self.jobs.directory(job_id)),)
+            await self._finish(job_id, "failed", error=_reason(exc, paths))
+
+    async def _plan(self, job_id: uuid.UUID) -> _Plan | None:
+        async with self.jobs.store.sessions() as session:
+            job = await repository.get_job(session=session, job_id=job_id)
+        if job is None or job.holder != self.holder:
+            return None
+        if job.attempts > self.settings.max_attempts:
+            await self._finish(
+                job_id,
+                "failed",
+                error=f"gave up after {job.attempts - 1} attempts: the worker scoring it stopped "
+                "each time",
+            )
+            return None
+        model = self.jobs.predictions.catalog.get(job.model_name, job.model_version)
+        if model is None:
+            await self._finish(
+                job_id,
+                "failed",
+                error=f"{job.model_name}:{job.model_version} is no longer served here",
+            )
+            return None
+        source = InputFile.at(job.input_path, job.input_format)  # type: ignore[arg-type]
+        feature_schema = model.metadata.feature_schema
+        columns_in_file, _ = await asyncio.to_thread(read_schema, source, feature_schema)
+        id_type = columns_in_file.field(job.id_column).type if job.id_column else None
+        schema = result_schema(model.metadata.output_schema.classes, id_type, job.id_column or "id")
+        wanted = [*feature_schema.names, *([job.id_column] if job.id_column else [])]
+        return _Plan(job=job, model=model, source=source, schema=schema, columns=wanted)
+
+    async def _score(self, plan: _Plan) -> None:
+        job, model = plan.job, plan.model
+        directory = self.jobs.directory(job.id)
+        reader = chunks(
+            plan.source,
+            model.metadata.feature_schema,
+            chunk_rows=job.chunk_rows,
+            columns=plan.columns,
+            start=job.chunks_done,
+        )
+        chunk = job.chunks_done
+        policy = self.jobs.predictions.settings.range_policy
+        schema = model.metadata.feature_schema
+
+        def prepare() -> tuple[pa.RecordBatch, EncodedChunk] | None:
+            batch = next(reader, None)
+            return None if batch is None else (batch, encode_chunk(batch, schema, policy=policy))
+
+        # The next chunk is read and checked in a thread while this one is scored and stored.
+        upcoming = asyncio.ensure_future(asyncio.to_thread(prepare))
+        try:
+            while True:
+                prepared = await upcoming
+                if prepared is None:
+                    break
+                if self._stopping.is_set():
+                    await self._release(job.id)
+                    return
+                upcoming = asyncio.ensure_future(asyncio.to_thread(prepare))
+                await self._chunk(plan, directory, chunk, *prepared)
+                chunk += 1
+        finally:
+            with contextlib.suppress(BaseException):
+                await upcoming  # the thread holds the reader: let it finish before closing
+            reader.close()
+        path = await asyncio.to_thread(merge_parts, directory, chunk, plan.schema)
+        await self._finish(job.id, "succeeded", result_path=str(path))
+        logger.info("batch job %s succeeded: %d chunks", job.id, chunk)
+
+    async def _chunk(
+        self,
+        plan: _Plan,
+        directory: Path,
+        chunk: int,
+        batch: pa.RecordBatch,
+        encoded: EncodedChunk,
+    ) -> None:
+        job, model = plan.job, plan.model
+        started = time.perf_counter()
+        metadata = model.metadata
+        classes = metadata.output_schema.classes
+        if len(encoded.matrix):
+            probabilities = await self.jobs.predictions.score_block(model, encoded.matrix)
+        else:
+            probabilities = np.zeros((0, len(classes)))
+        scored_chunk = score_result(
+            schema=plan.schema,
+            first_row=chunk * job.chunk_rows,
+            classes=classes,
+            version=model.ref.version,
+            encoded=encoded,
+            probabilities=probabilities,
+            ids=batch.column(job.id_column) if job.id_column else None,
+            with_prediction_ids=job.log_rows,
+        )
+        result, ok, ids = scored_chunk.batch, scored_chunk.ok, scored_chunk.prediction_ids
+        digest = await asyncio.to_thread(write_part, directory, chunk, result)
+        latency_ms = (time.perf_counter() - started) * 1000
+        rows = (
+            _log_rows(job, model, batch, result, ok, ids, latency_ms, self.jobs.clock())
+            if ids is not None
+            else []
+        )
+        scored = int(ok.sum())
+        now = self.jobs.clock()
+        async with self.jobs.store.sessions() as session, session.begin():
+            advanced = await repository.record_chunk(
+                session=session,
+                job_id=job.id,
+                holder=self.holder,
+                chunk=chunk,
+                rows=batch.num_rows,
+                failed=batch.num_rows - scored,
+                now=now,
+                lease=self.lease,
+            )
+            if not advanced:
+                raise _Lost
+            await repository.add_chunk(
+                session=session,
+                values={
+                    "job_id": job.id,
+                    "chunk": chunk,
+                    "first_row": chunk * job.chunk_rows,
+                    "rows": batch.num_rows,
+                    "failed": batch.num_rows - scored,
+                    "model_version": model.ref.version,
+                    "part_sha256": digest,
+                    "seconds": time.perf_counter() - started,
+                    "holder": self.holder,
+                    "committed_at": now,
+                },
+            )
+            await copy_predictions(session=session, rows=rows)
+        BATCH_ROWS.labels(model=model.ref.name, outcome="scored").inc(scored)
+        BATCH_ROWS.labels(model=model.ref.name, outcome="failed").inc(batch.num_rows - scored)
+        BATCH_CHUNK_SECONDS.labels(model=model.ref.name).observe(time.perf_counter() - started)
+
+    async def _lost(self, job_id: uuid.UUID) -> None:
+        async with self.jobs.store.sessions() as session:
+            job = await repository.get_job(session=session, job_id=job_id)
+        if job is None or job.status == "cancelled":
+            shutil.rmtree(self.jobs.directory(job_id), ignore_errors=True)
+            logger.info("batch job %s cancelled", job_id)
+            BATCH_JOBS.labels(status="cancelled").inc()
+        else:
+            logger.warning("batch job %s was taken over (now %s)", job_id, job.status)
+            if job.status == "succeeded":  # the part this worker wrote late is a stray copy
+                shutil.rmtree(self.jobs.directory(job_id) / "parts", ignore_errors=True)
+
+    async def _release(self, job_id: uuid.UUID) -> None:
+        try:
+            async with self.jobs.store.sessions() as session:
+                released = await repository.release_job(
+                    session=session, job_id=job_id, holder=self.holder, now=self.jobs.clock()
+                )
+        except Exception as exc:  # its lease expires, and another worker takes it over
+            logger.warning("could not hand batch job %s back: %r", job_id, exc)
+            return
+        if released:
+            BATCH_JOBS.labels(status="released").inc()
+
+    async def _finish(
+        self,
+        job_id: uuid.UUID,
+        status: repository.JobStatus,
+        *,
+        result_path: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        async with self.jobs.store.sessions() as session:
+            ended = await repository.finish_job(
+                session=session,
+                job_id=job_id,
+                holder=self.holder,
+                status=status,
+                now=self.jobs.clock(),
+                result_path=result_path,
+                error=error,
+            )
+        if ended:
+            BATCH_JOBS.labels(status=status).inc()
+        if status == "failed":  # the parts of a failed job are of no use; the input stays
+            shutil.rmtree(self.jobs.directory(job_id) / "parts", ignore_errors=True)
+
+
+def _log_rows(
+    job: ScoringJob,
+    model: ServedModel,
+    batch: pa.RecordBatch,
+    result: pa.RecordBatch,
+    ok: Any,
+    ids: list[uuid.UUID | None],
+    latency_ms: float,
+    now: Any,
+) -> list[dict[str, Any]]:
+    """The chunk's scored rows for the prediction log, shaped as a REST request logs them."""
+    keep = pa.array(ok)
+    features = [name for name in model.metadata.feature_schema.names if name in batch.schema.names]
+    inputs = batch.select(features).filter(keep).to_pylist()
+    classes = model.metadata.output_schema.classes
+    scored = result.filter(keep)
+    labels = scored.column("label").to_pylist()
+    scores = scored.column("score").to_pylist()
+    probabilities = [scored.column(f"probability_{label}").to_pylist() for label in classes]
+    flagged = scored.column("out_of_range").to_pylist()
+    names = [str(label) for label in classes]
+    request_id = f"job:{job.id}"
+    return [
+        {
+            "id": prediction_id,
+            "request_id": request_id,
+            "model_name": model.ref.name,
+            "model_version": model.ref.version,
+            "inputs": row,
+            "outputs": {
+                "label": labels[i],
+                "score": scores[i],
+                "probabilities": dict(
+                    zip(names, (column[i] for column in probabilities), strict=True)
+                ),
+                "out_of_range": flagged[i].split(",") if flagged[i] else [],
+            },
+            "latency_ms": latency_ms,
+            "principal": job.principal,
+            "created_at": now,
+            "role": BATCH_ROLE,
+        }
+        for i, (row, prediction_id) in enumerate(
+            zip(inputs, [i for i in ids if i is not None], strict=True)
+        )
+    ]
+
+
+def _reason(exc: BaseException, paths: tuple[str, ...] = ()) -> str:
+    """What a job's `error` says: an AppError's message; for anything else its kind and first
+    line with the server's paths left out, never a stack trace (the log has it)."""
+    if isinstance(exc, AppError):
+        return exc.message
+    first = (str(exc).splitlines() or [""])[0]
+    for path in sorted(paths, key=len, reverse=True):
+        first = first.replace(path, "<file>")
+    first = first[:300]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

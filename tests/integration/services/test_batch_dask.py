@@ -1,0 +1,117 @@
+"""`python -m services.batch score` on a real Dask LocalCluster (two worker processes): a
+dataset of several Parquet files scored with each worker loading the model through the
+verifying loader, rows numbered across files, outputs equal to the service's for those rows."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from starlette.testclient import TestClient
+
+from services.batch.distributed import score_dataset
+from services.errors import ValidationFailed
+from tests.utils.served_models import distinct_rows, output_classes
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+FILES, PER_FILE = 4, 60
+
+
+def dataset(directory: Path, rows: list[dict[str, Any]]) -> Path:
+    directory.mkdir()
+    for index in range(FILES):
+        part = rows[index * PER_FILE : (index + 1) * PER_FILE]
+        table = pa.Table.from_pylist(part).append_column(
+            "customer", pa.array([f"c{index}-{i}" for i in range(len(part))])
+        )
+        pq.write_table(table, directory / f"part-{index}.parquet", row_group_size=25)
+    return directory
+
+
+def test_dask_scores_a_dataset_as_the_service_does(
+    gateway_http: TestClient, reference_models: dict[str, str], tmp_path: Path
+) -> None:
+    tag = reference_models["fraud-xgb"]
+    rows = distinct_rows(tag, FILES * PER_FILE)
+    source = dataset(tmp_path / "in", rows)
+    output = tmp_path / "out"
+
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.batch",
+            "score",
+            "--model",
+            tag,
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "--workers",
+            "2",
+            "--chunk-rows",
+            "32",
+            "--id-column",
+            "customer",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    summary = json.loads(finished.stdout.strip().splitlines()[-1])
+    result = pq.read_table(output).to_pylist()
+
+    rest = gateway_http.post("/api/v1/predictions", json={"model": tag, "inputs": rows})
+    assert rest.status_code == 201, rest.text
+    expected = [p["outputs"] for p in rest.json()["data"]["predictions"]]
+    classes = output_classes(tag)
+    assert summary["rows"] == FILES * PER_FILE
+    assert summary["files"] == FILES
+    assert sorted(p.name for p in output.iterdir()) == [f"part-{i:05d}.parquet" for i in range(4)]
+    assert [r["row"] for r in result] == list(range(FILES * PER_FILE))
+    assert [r["customer"] for r in result[:2]] == ["c0-0", "c0-1"]
+    assert [
+        {
+            "label": r["label"],
+            "score": r["score"],
+            "probabilities": {str(c): r[f"probability_{c}"] for c in classes},
+            "out_of_range": [],
+        }
+        for r in result
+    ] == expected
+    assert "[4/4]" in finished.stderr
+    # Every file was scored in a worker process, which verified the model before scoring.
+    reports = [line for line in finished.stderr.splitlines() if "worker pid" in line]
+    assert len(reports) == FILES
+
+
+def test_a_dataset_whose_columns_do_not_fit_fails_before_any_output(
+    reference_models: dict[str, str], tmp_path: Path
+) -> None:
+    from dask.distributed import Client, LocalCluster
+
+    source = tmp_path / "in"
+    source.mkdir()
+    pq.write_table(pa.table({"amount": [1.0]}), source / "part-0.parquet")
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
+        Client(cluster) as client,
+        pytest.raises(ValidationFailed) as refused,
+    ):
+        score_dataset(
+            client,
+            source=str(source),
+            output=str(tmp_path / "out"),
+            tag=reference_models["fraud-xgb"],
+        )
+
+    assert any(p["code"] == "missing_column" for p in refused.value.details["errors"])
+    assert not list((tmp_path / "out").glob("*.parquet"))
