@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -193,9 +194,9 @@ class ScoringJob(Base):
     ignored_columns: Mapped[list[str]] = mapped_column(JsonDocument)
     log_rows: Mapped[bool] = mapped_column(Boolean)
     chunk_rows: Mapped[int] = mapped_column(Integer)
-    rows_total: Mapped[int | None] = mapped_column(Integer)
-    rows_done: Mapped[int] = mapped_column(Integer)
-    rows_failed: Mapped[int] = mapped_column(Integer)
+    rows_total: Mapped[int | None] = mapped_column(BigInteger)
+    rows_done: Mapped[int] = mapped_column(BigInteger)
+    rows_failed: Mapped[int] = mapped_column(BigInteger)
     chunks_done: Mapped[int] = mapped_column(Integer)
     result_path: Mapped[str | None] = mapped_column(String(1024))
     error: Mapped[str | None] = mapped_column(String(2000))
@@ -225,9 +226,9 @@ class ScoringJobChunk(Base):
         ForeignKey("scoring_jobs.id", ondelete="CASCADE"), primary_key=True
     )
     chunk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    first_row: Mapped[int] = mapped_column(Integer)
-    rows: Mapped[int] = mapped_column(Integer)
-    failed: Mapped[int] = mapped_column(Integer)
+    first_row: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
     model_version: Mapped[str] = mapped_column(String(200))
     part_sha256: Mapped[str] = mapped_column(String(64))
     seconds: Mapped[float] = mapped_column(Float)

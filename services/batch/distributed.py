@@ -87,28 +87,32 @@ def score_file(
     wanted = [*features.names, *([id_column] if id_column else [])]
     rows = failed = 0
     temporary = output + ".tmp"
-    with pq.ParquetWriter(temporary, schema) as writer:
-        for batch in chunks(
-            InputFile.at(source, "parquet"), features, chunk_rows=chunk_rows, columns=wanted
-        ):
-            encoded = encode_chunk(batch, features, policy=policy)
-            probabilities = (
-                model.predictor.predict_proba(encoded.matrix)
-                if len(encoded.matrix)
-                else np.zeros((0, len(classes)))
-            )
-            scored = score_result(
-                schema=schema,
-                first_row=first_row + rows,
-                classes=classes,
-                version=model.version,
-                encoded=encoded,
-                probabilities=np.asarray(probabilities, dtype=np.float64),
-                ids=batch.column(id_column) if id_column else None,
-            )
-            writer.write_batch(scored.batch)
-            rows += batch.num_rows
-            failed += int((~scored.ok).sum())
+    try:
+        with pq.ParquetWriter(temporary, schema) as writer:
+            for batch in chunks(
+                InputFile.at(source, "parquet"), features, chunk_rows=chunk_rows, columns=wanted
+            ):
+                encoded = encode_chunk(batch, features, policy=policy)
+                probabilities = (
+                    model.predictor.predict_proba(encoded.matrix)
+                    if len(encoded.matrix)
+                    else np.zeros((0, len(classes)))
+                )
+                scored = score_result(
+                    schema=schema,
+                    first_row=first_row + rows,
+                    classes=classes,
+                    version=model.version,
+                    encoded=encoded,
+                    probabilities=np.asarray(probabilities, dtype=np.float64),
+                    ids=batch.column(id_column) if id_column else None,
+                )
+                writer.write_batch(scored.batch)
+                rows += batch.num_rows
+                failed += int((~scored.ok).sum())
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     os.replace(temporary, output)
     return FileReport(source, output, rows, failed, os.getpid(), model.tag)
 

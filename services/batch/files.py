@@ -5,11 +5,15 @@ Parquet and CSV are read as streams of record batches (pyarrow), re-cut into chu
 every attempt (a resumed job skips the chunks it committed).
 """
 
+import contextlib
+import csv
+import io
+import posixpath
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -60,11 +64,21 @@ def allowed_source(location: str, allowed: tuple[str, ...]) -> str:
                 base = Path(root.removeprefix("file://")).resolve()
                 if resolved.is_relative_to(base) and resolved.is_file():
                     return str(resolved)
-    else:
-        normal = location.rstrip("/")
+    elif not parsed.query and not parsed.fragment and not parsed.params:
+        # No query: pyarrow reads filesystem options (endpoint, scheme, credentials) from it,
+        # and those are for ops to set, not callers. The decoded, normalised path must stay
+        # under an allowed prefix of the same scheme and bucket.
+        path = posixpath.normpath("/" + unquote(parsed.path).lstrip("/"))
         for root in allowed:
-            prefix = root.rstrip("/") + "/"
-            if normal.startswith(prefix) and ".." not in normal.split("/"):
+            allowed_root = urlparse(root)
+            if (allowed_root.scheme, allowed_root.netloc) != (
+                parsed.scheme,
+                parsed.netloc,
+            ) or allowed_root.query:
+                continue
+            root_path = unquote(allowed_root.path).lstrip("/")
+            prefix = posixpath.normpath("/" + root_path).rstrip("/") + "/"
+            if path.startswith(prefix) and ".." not in unquote(parsed.path).split("/"):
                 return location
     raise ValidationFailed(
         "source is not a file under a directory this server allows (JOBS_SOURCES)",
@@ -83,25 +97,50 @@ def csv_types(schema: FeatureSchema) -> dict[str, pa.DataType]:
     return {spec.name: kinds[spec.dtype] for spec in schema.features}
 
 
-def read_schema(source: InputFile, schema: FeatureSchema) -> tuple[pa.Schema, int | None]:
-    """The file's columns (a CSV's header, typed as the features need) and its row count where
-    the format records it. A CSV's first block is parsed, so most bad values show here."""
+def csv_header(source: InputFile) -> list[str]:
+    """The column names on a CSV file's first line."""
+    with source.filesystem.open_input_stream(source.path) as stream:
+        first = stream.read(CSV_BLOCK_BYTES).split(b"\n", 1)[0].decode("utf-8-sig")
+    return next(csv.reader(io.StringIO(first)), [])
+
+
+def read_schema(
+    source: InputFile, schema: FeatureSchema, *, id_column: str | None = None
+) -> tuple[pa.Schema, int | None]:
+    """The file's columns (a CSV's header: features typed as the model needs, the id column as
+    text, other columns not read at all) and its row count where the format records it. A
+    CSV's first block is parsed, so most bad values show here."""
     if source.format == "parquet":
         with source.filesystem.open_input_file(source.path) as handle:
             metadata = pq.ParquetFile(handle).metadata
             return metadata.schema.to_arrow_schema(), metadata.num_rows
+    header = csv_header(source)
     with source.filesystem.open_input_stream(source.path) as stream:
-        reader = _csv_reader(stream, schema)
-        reader.read_next_batch()
-        return reader.schema, None
+        reader = _csv_reader(stream, schema, header, id_column)
+        with contextlib.suppress(StopIteration):  # a header and no rows: a 0-row file
+            reader.read_next_batch()
+        kinds = {field.name: field.type for field in reader.schema}
+    # Columns that are not read are still the file's: reported as ignored, typed as text.
+    return pa.schema([(name, kinds.get(name, pa.string())) for name in header]), None
 
 
-def _csv_reader(stream: pa.NativeFile, schema: FeatureSchema) -> pacsv.CSVStreamingReader:
+def _csv_reader(
+    stream: pa.NativeFile, schema: FeatureSchema, header: list[str], id_column: str | None
+) -> pacsv.CSVStreamingReader:
+    types = csv_types(schema)
+    wanted = [name for name in header if name in types or name == id_column]
+    if id_column is not None:
+        types[id_column] = pa.string()
     return pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
         convert_options=pacsv.ConvertOptions(
-            column_types=csv_types(schema), strings_can_be_null=True
+            column_types=types,
+            include_columns=wanted,
+            # Only an empty cell is missing: "NA" may be a category and "nan" a number that the
+            # checks refuse (not_finite), as REST would.
+            null_values=[""],
+            strings_can_be_null=True,
         ),
     )
 
@@ -159,8 +198,10 @@ def _batches(
                         )
                     yield batch
         return
+    header = csv_header(source)
+    id_column = next((name for name in columns if name not in schema.name_set), None)
     with source.filesystem.open_input_stream(source.path) as stream:
-        reader = _csv_reader(stream, schema)
+        reader = _csv_reader(stream, schema, header, id_column)
         wanted = [name for name in columns if name in reader.schema.names]
         for batch in reader:
             if skip:

@@ -26,6 +26,9 @@ from services.persistence import PredictionStore
 from services.pipeline.prediction_service import PredictionService
 
 UPLOAD_NAME = "input"
+RESULT_COLUMNS = frozenset(
+    {"row", "model_version", "label", "score", "out_of_range", "error", "prediction_id"}
+)
 COPY_BUFFER = 1 << 20
 
 
@@ -80,6 +83,11 @@ class JobService:
             raise ValidationFailed(
                 "send exactly one of `file` (an upload) and `source` (a reference)",
                 details={"errors": [{"field": "file", "code": "one_source"}]},
+            )
+        if submission.id_column in RESULT_COLUMNS:
+            raise ValidationFailed(
+                f"id_column may not be one of the result's own columns {sorted(RESULT_COLUMNS)}",
+                details={"errors": [{"field": "id_column", "code": "reserved_name"}]},
             )
         model = self.predictions.batch_model(submission.model)
         job_id = uuid.uuid4()
@@ -183,8 +191,10 @@ class JobService:
                 cancelled = False
                 await repository.delete_job(session=session, job_id=job_id)
         if cancelled:
-            # A running job's worker stops at its next chunk and removes what it wrote.
-            if job.status == "queued":
+            # A running job's worker stops at its next chunk and removes what it wrote; a job
+            # whose worker stopped renewing its lease has nobody to do that.
+            expires = job.lease_expires_at
+            if job.status == "queued" or expires is None or _aware(expires) < self.clock():
                 shutil.rmtree(self.directory(job_id), ignore_errors=True)
             return await self._find(caller, job_id)
         shutil.rmtree(self.directory(job_id), ignore_errors=True)
@@ -203,6 +213,11 @@ class JobService:
         return path, job
 
 
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _visible(caller: Principal | None, job: ScoringJob) -> bool:
     return caller is None or caller.may(ADMIN) or job.principal == caller.subject
 
@@ -212,9 +227,12 @@ def _read_columns(
 ) -> tuple[FileFormat, pa.Schema, int | None]:
     try:
         source = InputFile.at(location, submission.file_format)
-        return (source.format, *read_schema(source, metadata.feature_schema))
+        columns = read_schema(source, metadata.feature_schema, id_column=submission.id_column)
+        return (source.format, *columns)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         message = (str(exc).splitlines() or [type(exc).__name__])[0].replace(location, "<file>")
+        if submission.source:
+            message = message.replace(submission.source, "<file>")
         raise ValidationFailed(
             "the file could not be read as Parquet or CSV",
             details={"errors": [{"field": "file", "code": "unreadable", "message": message[:300]}]},

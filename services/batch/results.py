@@ -165,6 +165,8 @@ def write_part(directory: Path, chunk: int, batch: pa.RecordBatch) -> str:
 def merge_parts(directory: Path, chunks: int, schema: pa.Schema) -> Path:
     """The result file from parts 0..chunks-1, one part in memory at a time; parts removed."""
     result = directory / "result.parquet"
+    if chunks and result.is_file() and not part_path(directory, 0).exists():
+        return result  # merged before a stop that came before the job was marked succeeded
     temporary = directory / "result.parquet.tmp"
     with pq.ParquetWriter(temporary, schema) as writer:
         for chunk in range(chunks):

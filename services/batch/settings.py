@@ -47,6 +47,20 @@ class JobSettings(BaseSettings):
         "taken over by another worker, resuming after its last committed chunk.",
     )
     poll_s: float = Field(default=1.0, gt=0, le=60, description="How often idle workers look.")
+    chunk_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for the runner's answer to one chunk (requests have "
+        "SERVING_INFERENCE_TIMEOUT_S; a slow chunk does not open the runner's breaker).",
+    )
+    retry_for_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="While the runner or the database is unavailable, a job retries its chunk "
+        "(backing off up to 30 s) for this long, then fails with the reason.",
+    )
     max_attempts: int = Field(
         default=3,
         ge=1,

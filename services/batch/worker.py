@@ -8,12 +8,14 @@ either committed (skipped on resume) or scored again and its part replaced, neve
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +39,7 @@ from services.persistence import is_database_failure
 logger = logging.getLogger("services.batch")
 BATCH_ROLE = "batch"
 TRANSIENT = (ModelNotLoaded, InferenceTimeout, DatabaseUnavailable, TimeoutError)
-BACKOFF_S = 2.0
+MAX_BACKOFF_S = 30.0
 
 
 class _Lost(Exception):
@@ -100,27 +102,78 @@ class JobWorker:
             )
 
     async def run(self, job_id: uuid.UUID) -> None:
-        """Score a claimed job to its end, or hand it back (stopping, transient outage)."""
+        """Score a claimed job to its end, or hand it back (stopping); the lease is renewed in
+        the background meanwhile, so a slow chunk or merge never looks like a dead worker."""
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(job_id))
+        try:
+            await self._run(job_id)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _run(self, job_id: uuid.UUID) -> None:
         try:
             plan = await self._plan(job_id)
             if plan is not None:
                 await self._score(plan)
         except _Lost:
             await self._lost(job_id)
-        except TRANSIENT as exc:
-            logger.warning("batch job %s paused, back in the queue: %s", job_id, exc)
-            await self._release(job_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=BACKOFF_S)
         except Exception as exc:
-            if is_database_failure(exc):
-                logger.warning("batch job %s paused (database): %r", job_id, exc)
+            if _transient(exc) and self._stopping.is_set():
                 await self._release(job_id)
                 return
             logger.exception("batch job %s failed", job_id)
             # An upload's path is the server's business; a referenced source is the caller's own.
             paths = (str(self.jobs.directory(job_id)),)
-            await self._finish(job_id, "failed", error=_reason(exc, paths))
+            reason = _reason(exc, paths)
+            if _transient(exc):
+                reason = f"unavailable for {self.settings.retry_for_s:g} s: {reason}"
+            await self._finish(job_id, "failed", error=reason)
+
+    async def _heartbeat(self, job_id: uuid.UUID) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_s / 3)
+            try:
+                async with self.jobs.store.sessions() as session:
+                    held = await repository.renew_lease(
+                        session=session,
+                        job_id=job_id,
+                        holder=self.holder,
+                        now=self.jobs.clock(),
+                        lease=self.lease,
+                    )
+            except Exception as exc:  # the next chunk's commit retries, or finds it lost
+                logger.warning("batch job %s: lease not renewed: %r", job_id, exc)
+                continue
+            if not held:  # cancelled or taken over: the next commit finds out
+                return
+
+    async def _retrying(self, job_id: uuid.UUID, step: Callable[[], Awaitable[None]]) -> None:
+        """`step()`, retried in place while the runner or the database is unavailable (the
+        lease stays renewed, so the job keeps its worker), for up to JOBS_RETRY_FOR_S."""
+        deadline = time.monotonic() + self.settings.retry_for_s
+        delay = 1.0
+        while True:
+            try:
+                await step()
+                return
+            except _Lost:
+                raise
+            except Exception as exc:
+                if not _transient(exc) or self._stopping.is_set():
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise
+                logger.warning(
+                    "batch job %s waits %.0f s for an unavailable dependency: %r",
+                    job_id,
+                    delay,
+                    exc,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
 
     async def _plan(self, job_id: uuid.UUID) -> _Plan | None:
         async with self.jobs.store.sessions() as session:
@@ -145,7 +198,9 @@ class JobWorker:
             return None
         source = InputFile.at(job.input_path, job.input_format)  # type: ignore[arg-type]
         feature_schema = model.metadata.feature_schema
-        columns_in_file, _ = await asyncio.to_thread(read_schema, source, feature_schema)
+        columns_in_file, _ = await asyncio.to_thread(
+            read_schema, source, feature_schema, id_column=job.id_column
+        )
         id_type = columns_in_file.field(job.id_column).type if job.id_column else None
         schema = result_schema(model.metadata.output_schema.classes, id_type, job.id_column or "id")
         wanted = [*feature_schema.names, *([job.id_column] if job.id_column else [])]
@@ -180,7 +235,9 @@ class JobWorker:
                     await self._release(job.id)
                     return
                 upcoming = asyncio.ensure_future(asyncio.to_thread(prepare))
-                await self._chunk(plan, directory, chunk, *prepared)
+                await self._retrying(
+                    job.id, functools.partial(self._chunk, plan, directory, chunk, *prepared)
+                )
                 chunk += 1
         finally:
             with contextlib.suppress(BaseException):
@@ -203,7 +260,9 @@ class JobWorker:
         metadata = model.metadata
         classes = metadata.output_schema.classes
         if len(encoded.matrix):
-            probabilities = await self.jobs.predictions.score_block(model, encoded.matrix)
+            probabilities = await self.jobs.predictions.score_block(
+                model, encoded.matrix, timeout_s=self.settings.chunk_timeout_s
+            )
         else:
             probabilities = np.zeros((0, len(classes)))
         scored_chunk = score_result(
@@ -303,6 +362,9 @@ class JobWorker:
             )
         if ended:
             BATCH_JOBS.labels(status=status).inc()
+        else:  # cancelled meanwhile (nobody else cleans up after it) or taken over
+            await self._lost(job_id)
+            return
         if status == "failed":  # the parts of a failed job are of no use; the input stays
             shutil.rmtree(self.jobs.directory(job_id) / "parts", ignore_errors=True)
 
@@ -353,6 +415,11 @@ def _log_rows(
             zip(inputs, [i for i in ids if i is not None], strict=True)
         )
     ]
+
+
+def _transient(exc: BaseException) -> bool:
+    """The runner or the database is unavailable right now: worth waiting for."""
+    return isinstance(exc, TRANSIENT) or is_database_failure(exc)
 
 
 def _reason(exc: BaseException, paths: tuple[str, ...] = ()) -> str:

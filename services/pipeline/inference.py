@@ -87,7 +87,7 @@ class Inference:
         return output.probabilities
 
     async def probability_matrix(
-        self, model: ServedModel, matrix: npt.NDArray[np.float32]
+        self, model: ServedModel, matrix: npt.NDArray[np.float32], *, timeout_s: float
     ) -> npt.NDArray[np.float64]:
         """The same probabilities for a large block of rows (a batch job's chunk): one runner
         call, not coalesced (the block is a batch already); an in-process runner takes the
@@ -102,12 +102,20 @@ class Inference:
             outputs = await runner.predict([item])
             return np.asarray(outputs[0].probabilities, dtype=np.float64)
 
-        return await self._guarded(model, call, rows=len(matrix))
+        return await self._guarded(model, call, rows=len(matrix), timeout_s=timeout_s)
 
     async def _guarded(
-        self, model: ServedModel, call: Callable[[], Awaitable[ResultT]], *, rows: int
+        self,
+        model: ServedModel,
+        call: Callable[[], Awaitable[ResultT]],
+        *,
+        rows: int,
+        timeout_s: float | None = None,
     ) -> ResultT:
-        """`call()` behind the runner's breaker and the inference timeout."""
+        """`call()` behind the runner's breaker and a timeout: the inference timeout, whose
+        expiry opens the breaker; or `timeout_s` (a batch job's large block), whose expiry says
+        nothing about the runner's health and leaves the breaker, and live traffic, alone."""
+        timeout = timeout_s or self.settings.inference_timeout_s
         framework = model.ref.framework
         if framework not in self.runners:
             raise ModelNotLoaded(f"no runner serves {framework} models")
@@ -119,9 +127,7 @@ class Inference:
         opened = guard.opened()
         try:
             done, _ = await asyncio.wait(
-                (task, opened),
-                timeout=self.settings.inference_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
+                (task, opened), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         except BaseException:  # the request itself was cancelled (timeout, disconnect)
             task.cancel()
@@ -129,9 +135,10 @@ class Inference:
         if task not in done:
             task.cancel()
             if not opened.done():
-                breaker.failed()
+                if timeout_s is None:
+                    breaker.failed()
                 raise InferenceTimeout(
-                    f"inference took longer than {self.settings.inference_timeout_s} s",
+                    f"inference took longer than {timeout:g} s",
                     retry_after_s=breaker.retry_after_s(),
                 )
             # Another call found the runner gone: this one would wait for nothing.

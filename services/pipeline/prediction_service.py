@@ -200,11 +200,12 @@ class PredictionService:
         return self.router.production(wanted)
 
     async def score_block(
-        self, model: ServedModel, matrix: npt.NDArray[np.float32]
+        self, model: ServedModel, matrix: npt.NDArray[np.float32], *, timeout_s: float
     ) -> npt.NDArray[np.float64]:
         """Class probabilities for a block of validated, encoded rows (a job's chunk), from the
-        same runners, breakers and timeout as a request; the caller logs them."""
-        return await self.inference.probability_matrix(model, matrix)
+        same runners and breakers as a request, within `timeout_s` (a block is larger than a
+        request); the caller logs them."""
+        return await self.inference.probability_matrix(model, matrix, timeout_s=timeout_s)
 
     def _keyed(self, request: PredictionRequest) -> KeyedRequest | None:
         """The request's Idempotency-Key (ignored where the prediction log is off)."""

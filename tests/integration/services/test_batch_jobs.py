@@ -141,6 +141,7 @@ def test_a_csv_file_scores_as_rest_and_bad_rows_are_reported_per_row(
         ({"model": "fraud-xgb", "source": "/etc/passwd"}, None, "source_not_allowed"),
         ({"model": "fraud-xgb", "format": "parquet"}, "garbage", "unreadable"),
         ({"model": "fraud-xgb"}, "columns", "missing_column"),
+        ({"model": "fraud-xgb", "id_column": "label"}, "upload", "reserved_name"),
     ],
 )
 def test_a_file_that_cannot_be_scored_is_a_422_and_leaves_nothing(
@@ -175,3 +176,21 @@ def test_an_unknown_job_is_a_404_and_jobs_page(gateway_http: TestClient) -> None
     assert page.status_code == 200
     assert len(page.json()["data"]) <= 1
     assert {"total", "pages", "page", "limit"} <= set(page.json()["meta"])
+
+
+def test_a_csv_with_only_a_header_is_a_job_with_no_rows(gateway_http: TestClient) -> None:
+    header = "amount,hour,merchant_category,distance_from_home_km,txn_count_1h,card_present,"
+    header += "account_age_days,is_foreign\n"
+    accepted = gateway_http.post(
+        "/api/v1/jobs",
+        data={"model": "fraud-xgb"},
+        files={"file": ("empty.csv", header.encode(), "text/csv")},
+    )
+    assert accepted.status_code == 202, accepted.text
+    job = wait_for(gateway_http, accepted.json()["data"]["id"])
+    result = pq.read_table(io.BytesIO(gateway_http.get(job["result"]).content))
+
+    assert job["status"] == "succeeded", job
+    assert job["progress"]["rows_total"] == 0
+    assert result.num_rows == 0
+    assert result.column_names[:4] == ["row", "model_version", "label", "score"]

@@ -20,6 +20,7 @@ from db.repositories import jobs as repository
 from services.batch.jobs import JobSubmission
 from services.batch.settings import JobSettings
 from services.batch.worker import JobWorker
+from services.errors import ModelNotLoaded
 from services.gateway.runtime import GatewayRuntime
 from tests.utils.databases import migrated_postgres
 from tests.utils.gateway import gateway_client
@@ -282,3 +283,58 @@ async def test_the_result_downloads_once_succeeded_and_deleting_removes_it(
     assert deleted.status_code == 204
     assert gone.status_code == 404
     assert not (tmp_path / "jobs" / job["id"]).exists()
+
+
+class Outage:
+    """The prediction service's block scoring, unavailable for the first `failures` calls
+    (as while a runner restarts), then the real thing."""
+
+    def __init__(self, runtime: GatewayRuntime, failures: int) -> None:
+        self.real = runtime.predictions.score_block
+        self.failures = failures
+        self.calls = 0
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ModelNotLoaded("the sklearn runner is not available")
+        return await self.real(*args, **kwargs)
+
+
+async def test_a_job_waits_for_an_unavailable_runner_and_then_finishes(
+    runtime: GatewayRuntime,
+    reference_models: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert runtime.jobs is not None
+    outage = Outage(runtime, failures=2)
+    monkeypatch.setattr(runtime.predictions, "score_block", outage)
+    job_id = await submit(runtime, input_file(tmp_path, reference_models["cancer-rf"]))
+    worker = JobWorker(runtime.jobs)
+    assert await worker.claim() == job_id
+    await worker.run(job_id)  # two waits: 1 s, then 2 s
+
+    done = await job_row(runtime, job_id)
+    assert (done.status, done.rows_done, done.attempts) == ("succeeded", ROWS, 1)
+    assert outage.calls == 2 + 5
+
+
+async def test_a_job_fails_with_the_reason_once_the_outage_outlasts_its_patience(
+    runtime: GatewayRuntime,
+    reference_models: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert runtime.jobs is not None
+    monkeypatch.setattr(runtime.predictions, "score_block", Outage(runtime, failures=10**6))
+    monkeypatch.setattr(runtime.jobs.settings, "retry_for_s", 2.0)
+    job_id = await submit(runtime, input_file(tmp_path, reference_models["cancer-rf"]))
+    worker = JobWorker(runtime.jobs)
+    assert await worker.claim() == job_id
+    await worker.run(job_id)
+
+    failed = await job_row(runtime, job_id)
+    assert failed.status == "failed"
+    assert failed.error == "unavailable for 2 s: the sklearn runner is not available"
+    assert failed.chunks_done == 0

@@ -15,6 +15,7 @@ import bentoml
 import pytest
 from prometheus_client import REGISTRY
 
+from services.errors import InferenceTimeout
 from services.ratelimit.settings import RateLimitSettings
 from services.redis_client import RedisSettings
 from services.runners.protocol import PredictItem, PredictOutput
@@ -145,3 +146,31 @@ async def test_ready_and_admission_agree_while_redis_comes_back(
     assert not_ready.status_code == 503
     assert ready_seen, "/ready never said 200 after Redis came back"
     assert disagreements == []
+
+
+async def test_a_slow_batch_chunk_times_out_without_opening_the_runners_breaker(
+    reference_models: dict[str, str],
+) -> None:
+    tag = reference_models["cancer-rf"]
+    async with gateway_client([tag], db_url=None, inference_timeout_s=0.2) as (client, runtime):
+        runner = runtime.inference.runners["sklearn"]
+        model = runtime.catalog.resolve(tag)
+        real = runner.predict_matrix
+
+        async def slow(*args: Any) -> Any:
+            await asyncio.sleep(0.5)
+            return await real(*args)
+
+        runner.predict_matrix = slow  # type: ignore[method-assign]
+        matrix = model.metadata.feature_schema.encode_rows(
+            bentoml.models.get(tag).info.metadata["golden_examples"]["inputs"]
+        )
+        with pytest.raises(InferenceTimeout):
+            await runtime.predictions.score_block(model, matrix, timeout_s=0.3)
+        breaker_after_chunk = runtime.inference.breakers["sklearn"].open
+        within = await runtime.predictions.score_block(model, matrix, timeout_s=2.0)
+        live = await client.post("/api/v1/predictions", json=_body(tag))
+
+    assert breaker_after_chunk is False
+    assert within.shape == (len(matrix), 2)
+    assert live.status_code == 201
