@@ -186,8 +186,9 @@ def load_verified(
     )
 
 
-def load_from_store(tag: str) -> VerifiedModel:
-    """Load and verify a model from the BentoML store by `name` or `name:version`."""
+def load_from_store(tag: str, *, golden_tolerance: float = 0.0) -> VerifiedModel:
+    """Load and verify a model from the BentoML store by `name` or `name:version`
+    (`golden_tolerance` as for `load_verified`: used only on other kernels)."""
     import bentoml
 
     model = bentoml.models.get(tag)
@@ -196,4 +197,5 @@ def load_from_store(tag: str) -> VerifiedModel:
         model.info.metadata,
         name=model.tag.name,
         version=str(model.tag.version),
+        golden_tolerance=golden_tolerance,
     )

@@ -28,6 +28,7 @@ from services.batch.files import InputFile, chunks
 from services.batch.results import result_schema, score_result
 from services.errors import ValidationFailed
 from services.pipeline.validation import RangePolicy
+from services.settings import serving_settings
 
 logger = logging.getLogger("services.batch")
 DEFAULT_CHUNK_ROWS = 16_384
@@ -47,8 +48,9 @@ class FileReport:
 
 @functools.lru_cache(maxsize=8)
 def verified_model(tag: str) -> VerifiedModel:
-    """The model, loaded and verified once per worker process."""
-    return load_from_store(tag)
+    """The model, loaded and verified once per worker process (within
+    SERVING_GOLDEN_TOLERANCE where the worker's kernels differ from the exporter's)."""
+    return load_from_store(tag, golden_tolerance=serving_settings().golden_tolerance)
 
 
 def dataset_files(location: str) -> list[str]:
@@ -71,8 +73,10 @@ def score_file(
     policy: RangePolicy,
     chunk_rows: int,
     id_column: str | None,
+    row_groups: list[int] | None = None,
 ) -> FileReport:
-    """Score one Parquet file into `output` (a Dask task; runs on a worker)."""
+    """Score one Parquet file (or its `row_groups`) into `output` (a Dask task; runs on a
+    worker)."""
     model = verified_model(tag)
     features = model.metadata.feature_schema
     classes = model.metadata.output_schema.classes
@@ -90,7 +94,11 @@ def score_file(
     try:
         with pq.ParquetWriter(temporary, schema) as writer:
             for batch in chunks(
-                InputFile.at(source, "parquet"), features, chunk_rows=chunk_rows, columns=wanted
+                InputFile.at(source, "parquet"),
+                features,
+                chunk_rows=chunk_rows,
+                columns=wanted,
+                row_groups=row_groups,
             ):
                 encoded = encode_chunk(batch, features, policy=policy)
                 probabilities = (

@@ -145,6 +145,24 @@ def _csv_reader(
     )
 
 
+def row_group_tasks(source: InputFile, rows_per_task: int) -> list[tuple[int, list[int]]]:
+    """A Parquet file cut along its row groups into tasks of at least `rows_per_task` rows
+    (the last may be smaller): (first row, row groups) each, in file order."""
+    with source.filesystem.open_input_file(source.path) as handle:
+        metadata = pq.ParquetFile(handle).metadata
+    tasks: list[tuple[int, list[int]]] = []
+    first, rows, groups = 0, 0, []
+    for group in range(metadata.num_row_groups):
+        groups.append(group)
+        rows += metadata.row_group(group).num_rows
+        if rows >= rows_per_task:
+            tasks.append((first, groups))
+            first, rows, groups = first + rows, 0, []
+    if groups:
+        tasks.append((first, groups))
+    return tasks
+
+
 def chunks(
     source: InputFile,
     schema: FeatureSchema,
@@ -152,13 +170,14 @@ def chunks(
     chunk_rows: int,
     columns: list[str],
     start: int = 0,
+    row_groups: list[int] | None = None,
 ) -> Generator[pa.RecordBatch, None, None]:
     """Chunks `start`, `start + 1`... of `columns`, each exactly `chunk_rows` rows (the last
-    may be shorter)."""
+    may be shorter); of a Parquet file's `row_groups` only, when given."""
     skip = start * chunk_rows
     pending: list[pa.RecordBatch] = []
     held = 0
-    for batch in _batches(source, schema, columns, chunk_rows, skip):
+    for batch in _batches(source, schema, columns, chunk_rows, skip, row_groups):
         if batch.num_rows == 0:
             continue
         pending.append(batch)
@@ -173,7 +192,12 @@ def chunks(
 
 
 def _batches(
-    source: InputFile, schema: FeatureSchema, columns: list[str], batch_rows: int, skip: int
+    source: InputFile,
+    schema: FeatureSchema,
+    columns: list[str],
+    batch_rows: int,
+    skip: int,
+    row_groups: list[int] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The file's rows after the first `skip`, in batches of at most `batch_rows`."""
     if source.format == "parquet":
@@ -183,7 +207,8 @@ def _batches(
             # One row group at a time: a reader over the whole file keeps what it decoded
             # (measured: its Arrow memory grew to the file's size), one per group does not.
             # Whole row groups before the resume point are skipped unread.
-            for group in range(parquet.metadata.num_row_groups):
+            groups = range(parquet.metadata.num_row_groups) if row_groups is None else row_groups
+            for group in groups:
                 rows = parquet.metadata.row_group(group).num_rows
                 if skip >= rows:
                     skip -= rows

@@ -101,6 +101,15 @@ class JobService:
                     f"{len(check.problems)} problem(s) with the file's columns for {model.ref.tag}",
                     details={"errors": check.problems},
                 )
+            log_rows = (
+                self.settings.log_rows if submission.log_rows is None else submission.log_rows
+            )
+            if self.settings.dask_scheduler and (log_rows or file_format != "parquet"):
+                raise ValidationFailed(
+                    "jobs run on Dask here: they take Parquet files and do not copy rows into "
+                    "the prediction log (log_rows)",
+                    details={"errors": [{"field": "log_rows", "code": "not_on_dask"}]},
+                )
             now = self.clock()
             values = {
                 "id": job_id,
@@ -114,9 +123,7 @@ class JobService:
                 "input_format": file_format,
                 "id_column": submission.id_column,
                 "ignored_columns": check.ignored,
-                "log_rows": self.settings.log_rows
-                if submission.log_rows is None
-                else submission.log_rows,
+                "log_rows": log_rows,
                 "chunk_rows": self.settings.chunk_rows,
                 "rows_total": rows_total,
                 "rows_done": 0,

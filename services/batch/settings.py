@@ -67,6 +67,14 @@ class JobSettings(BaseSettings):
         le=20,
         description="Claims before a job that keeps losing its worker is marked failed.",
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="A Dask scheduler address (tcp://host:8786): Parquet jobs are then scored on "
+        "that cluster, one task per group of row groups, each Dask worker loading the model "
+        "through the verifying loader; the input must be readable there (a shared volume or an "
+        "object store). Needs the `batch` extra; rows are not copied into the prediction log "
+        "(log_rows is refused). Unset: the gateway workers score jobs themselves.",
+    )
     log_rows: bool = Field(
         default=False,
         description="Default for a job's `log_rows`. A job always logs one entry per chunk "

@@ -27,10 +27,17 @@ import pyarrow as pa
 from db.models import ScoringJob
 from db.repositories import jobs as repository
 from db.repositories.predictions import copy_predictions
+from services.artifact.digests import file_sha256
 from services.batch.columns import EncodedChunk, encode_chunk
-from services.batch.files import InputFile, chunks, read_schema
+from services.batch.files import InputFile, chunks, read_schema, row_group_tasks
 from services.batch.jobs import JobService
-from services.batch.results import merge_parts, result_schema, score_result, write_part
+from services.batch.results import (
+    merge_parts,
+    part_path,
+    result_schema,
+    score_result,
+    write_part,
+)
 from services.catalog import ServedModel
 from services.errors import AppError, DatabaseUnavailable, InferenceTimeout, ModelNotLoaded
 from services.observability.metrics import BATCH_CHUNK_SECONDS, BATCH_JOBS, BATCH_ROWS
@@ -207,6 +214,9 @@ class JobWorker:
         return _Plan(job=job, model=model, source=source, schema=schema, columns=wanted)
 
     async def _score(self, plan: _Plan) -> None:
+        if self.settings.dask_scheduler:
+            await self._score_on_dask(plan, self.settings.dask_scheduler)
+            return
         job, model = plan.job, plan.model
         directory = self.jobs.directory(job.id)
         reader = chunks(
@@ -247,6 +257,68 @@ class JobWorker:
         await self._finish(job.id, "succeeded", result_path=str(path))
         logger.info("batch job %s succeeded: %d chunks", job.id, chunk)
 
+    async def _score_on_dask(self, plan: _Plan, scheduler: str) -> None:
+        """The job's Parquet file as tasks of whole row groups on a Dask cluster, each scored
+        by `score_file` (the Dask command's engine), committed in file order as the job's
+        chunks: a resumed job submits only the tasks after its last committed one."""
+        from services.batch.distributed import score_file
+
+        job, model = plan.job, plan.model
+        directory = self.jobs.directory(job.id)
+        tasks = await asyncio.to_thread(row_group_tasks, plan.source, job.chunk_rows)
+        score = functools.partial(
+            score_file,
+            tag=model.ref.tag,
+            policy=self.jobs.predictions.settings.range_policy,
+            chunk_rows=job.chunk_rows,
+            id_column=job.id_column,
+        )
+
+        def submit() -> tuple[Any, list[Any]]:
+            from dask.distributed import Client
+
+            client = Client(scheduler)  # type: ignore[no-untyped-call]
+            futures = [
+                client.submit(
+                    score,
+                    job.input_path,
+                    str(part_path(directory, index)),
+                    first_row,
+                    row_groups=groups,
+                    pure=False,
+                )
+                for index, (first_row, groups) in enumerate(tasks)
+                if index >= job.chunks_done
+            ]
+            return client, futures
+
+        (directory / "parts").mkdir(parents=True, exist_ok=True)
+        client, futures = await asyncio.to_thread(submit)
+        try:
+            for index, future in enumerate(futures, start=job.chunks_done):
+                if self._stopping.is_set():
+                    await self._release(job.id)
+                    return
+                started = time.perf_counter()
+                report = await asyncio.to_thread(future.result)
+                digest = await asyncio.to_thread(file_sha256, part_path(directory, index))
+                await self._commit(
+                    job,
+                    model,
+                    chunk=index,
+                    first_row=tasks[index][0],
+                    rows=report.rows,
+                    failed=report.failed,
+                    digest=digest,
+                    started=started,
+                    log=[],
+                )
+        finally:
+            await asyncio.to_thread(client.close)
+        path = await asyncio.to_thread(merge_parts, directory, len(tasks), plan.schema)
+        await self._finish(job.id, "succeeded", result_path=str(path))
+        logger.info("batch job %s succeeded on Dask: %d tasks", job.id, len(tasks))
+
     async def _chunk(
         self,
         plan: _Plan,
@@ -284,6 +356,33 @@ class JobWorker:
             else []
         )
         scored = int(ok.sum())
+        await self._commit(
+            job,
+            model,
+            chunk=chunk,
+            first_row=chunk * job.chunk_rows,
+            rows=batch.num_rows,
+            failed=batch.num_rows - scored,
+            digest=digest,
+            started=started,
+            log=rows,
+        )
+
+    async def _commit(
+        self,
+        job: ScoringJob,
+        model: ServedModel,
+        *,
+        chunk: int,
+        first_row: int,
+        rows: int,
+        failed: int,
+        digest: str,
+        started: float,
+        log: list[dict[str, Any]],
+    ) -> None:
+        """Count the chunk, renew the lease, add its ledger entry and its logged rows: one
+        transaction, or _Lost when the job is no longer this worker's."""
         now = self.jobs.clock()
         async with self.jobs.store.sessions() as session, session.begin():
             advanced = await repository.record_chunk(
@@ -291,8 +390,8 @@ class JobWorker:
                 job_id=job.id,
                 holder=self.holder,
                 chunk=chunk,
-                rows=batch.num_rows,
-                failed=batch.num_rows - scored,
+                rows=rows,
+                failed=failed,
                 now=now,
                 lease=self.lease,
             )
@@ -303,9 +402,9 @@ class JobWorker:
                 values={
                     "job_id": job.id,
                     "chunk": chunk,
-                    "first_row": chunk * job.chunk_rows,
-                    "rows": batch.num_rows,
-                    "failed": batch.num_rows - scored,
+                    "first_row": first_row,
+                    "rows": rows,
+                    "failed": failed,
                     "model_version": model.ref.version,
                     "part_sha256": digest,
                     "seconds": time.perf_counter() - started,
@@ -313,9 +412,9 @@ class JobWorker:
                     "committed_at": now,
                 },
             )
-            await copy_predictions(session=session, rows=rows)
-        BATCH_ROWS.labels(model=model.ref.name, outcome="scored").inc(scored)
-        BATCH_ROWS.labels(model=model.ref.name, outcome="failed").inc(batch.num_rows - scored)
+            await copy_predictions(session=session, rows=log)
+        BATCH_ROWS.labels(model=model.ref.name, outcome="scored").inc(rows - failed)
+        BATCH_ROWS.labels(model=model.ref.name, outcome="failed").inc(failed)
         BATCH_CHUNK_SECONDS.labels(model=model.ref.name).observe(time.perf_counter() - started)
 
     async def _lost(self, job_id: uuid.UUID) -> None:

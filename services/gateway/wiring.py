@@ -1,6 +1,7 @@
 """Assemble the gateway runtime from settings, once: catalog, runners, prediction log, auth,
 limits and cache."""
 
+import importlib.util
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -107,6 +108,10 @@ def _jobs(
     """Batch jobs live in the database: without the prediction log there are none."""
     if store is None or not settings.enabled:
         return None, None
+    if settings.dask_scheduler and importlib.util.find_spec("distributed") is None:
+        raise ServiceUnavailable(
+            "JOBS_DASK_SCHEDULER is set but Dask is not installed: install the `batch` extra"
+        )
     service = JobService(store=store, predictions=predictions, settings=settings)
     if not settings.run:
         return service, None

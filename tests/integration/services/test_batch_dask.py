@@ -2,9 +2,13 @@
 dataset of several Parquet files scored with each worker loading the model through the
 verifying loader, rows numbered across files, outputs equal to the service's for those rows."""
 
+import asyncio
+import io
 import json
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from services.batch.distributed import score_dataset
+from services.batch.settings import JobSettings
+from services.batch.worker import JobWorker
 from services.errors import ValidationFailed
+from tests.utils.databases import migrate, sqlite_url
+from tests.utils.gateway import gateway_client
 from tests.utils.served_models import distinct_rows, output_classes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -115,3 +123,57 @@ def test_a_dataset_whose_columns_do_not_fit_fails_before_any_output(
 
     assert any(p["code"] == "missing_column" for p in refused.value.details["errors"])
     assert not list((tmp_path / "out").glob("*.parquet"))
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """A real two-process Dask cluster for the jobs that run on Dask."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.asyncio
+async def test_a_job_runs_on_dask_when_a_scheduler_is_configured(
+    scheduler: str, reference_models: dict[str, str], tmp_path: Path
+) -> None:
+    tag = reference_models["cancer-rf"]
+    rows = distinct_rows(tag, 500)
+    source = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), source, row_group_size=50)
+    common = {"directory": tmp_path / "jobs", "sources": (str(tmp_path),), "chunk_rows": 120}
+    results = {}
+    for engine, settings in (
+        ("dask", JobSettings(run=False, dask_scheduler=scheduler, **common)),
+        ("local", JobSettings(run=False, **common)),
+    ):
+        database = sqlite_url(tmp_path / f"{engine}.sqlite3")
+        await asyncio.to_thread(migrate, database)
+        async with gateway_client([tag], db_url=database, jobs=settings) as (client, runtime):
+            accepted = await client.post(
+                "/api/v1/jobs", data={"model": "cancer-rf", "source": str(source)}
+            )
+            assert accepted.status_code == 202, accepted.text
+            job_id = uuid.UUID(accepted.json()["data"]["id"])
+            worker = JobWorker(runtime.jobs)  # type: ignore[arg-type]
+            assert await worker.claim() == job_id
+            await worker.run(job_id)
+            job = (await client.get(f"/api/v1/jobs/{job_id}")).json()["data"]
+            result = await client.get(job["result"])
+            refused = await client.post(
+                "/api/v1/jobs",
+                data={"model": "cancer-rf", "source": str(source), "log_rows": "true"},
+            )
+        assert job["status"] == "succeeded", job
+        results[engine] = (job, refused, pq.read_table(io.BytesIO(result.content)).to_pylist())
+
+    dask_job, dask_refused, on_dask = results["dask"]
+    _, local_refused, local = results["local"]
+    assert dask_refused.status_code == 422
+    assert dask_refused.json()["error"]["details"]["errors"][0]["code"] == "not_on_dask"
+    assert local_refused.status_code == 202
+    # 500 rows in row groups of 50, tasks of whole groups and >= 120 rows: 150, 150, 150, 50
+    assert dask_job["progress"]["chunks_done"] == 4
+    assert dask_job["progress"]["rows_done"] == 500
+    assert on_dask == local

@@ -23,9 +23,14 @@ NEEDED_WITHOUT_IMPORT = {
     "uvloop": "uvicorn's event loop in BentoML's workers (loop=auto picks it when installed)",
 }
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-# The `batch` extra (Dask) is for `python -m services.batch score` only: imported there, lazily,
-# never on the gateway's path, so the image does without it.
-BATCH_EXTRA_USERS = {"services/batch/distributed.py", "services/batch/__main__.py"}
+# The `batch` extra (Dask) is for `python -m services.batch score` and for jobs on a Dask
+# cluster (JOBS_DASK_SCHEDULER, checked at startup): imported there, lazily, so the image does
+# without it.
+BATCH_EXTRA_USERS = {
+    "services/batch/distributed.py",
+    "services/batch/__main__.py",
+    "services/batch/worker.py",
+}
 
 
 def _names(requirements: list[str]) -> set[str]:
@@ -83,7 +88,7 @@ def _batch_extra() -> set[str]:
     )
 
 
-def test_the_batch_extra_is_imported_only_by_the_dask_command() -> None:
+def test_the_batch_extra_is_imported_only_by_the_dask_engine_and_lazily() -> None:
     users = {
         name: files for name, files in _imported_distributions().items() if name in _batch_extra()
     }
