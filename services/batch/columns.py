@@ -9,7 +9,6 @@ Row problems do not fail the job: the row is reported failed with its first prob
 (`code:feature`), as a REST request naming that row would be refused.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from services.artifact.schema import ClassLabel, FeatureSchema, FeatureSpec
+from services.artifact.schema import FeatureSchema, FeatureSpec
 from services.pipeline.validation import FLOAT32_MAX, RangePolicy
 
 
@@ -170,10 +169,3 @@ def _impute(
         assert spec.impute_value is not None
         values[missing] = spec.impute_value
     return values
-
-
-def label_array(classes: Sequence[ClassLabel], best: npt.NDArray[np.intp]) -> pa.Array:
-    """The predicted labels: integers where every class is one, else strings."""
-    if all(isinstance(label, int) and not isinstance(label, bool) for label in classes):
-        return pa.array(np.asarray(classes, dtype=np.int64)[best], type=pa.int64())
-    return pa.array([str(classes[i]) for i in best], type=pa.string())

@@ -20,15 +20,14 @@ from services.auth.principal import Principal, authorize
 from services.auth.scopes import ADMIN, PREDICTIONS_READ, PREDICTIONS_WRITE
 from services.batch.columns import ColumnCheck, check_columns
 from services.batch.files import FileFormat, InputFile, allowed_source, read_schema
+from services.batch.results import result_schema
 from services.batch.settings import JobSettings
 from services.errors import Conflict, NotFound, ValidationFailed
+from services.http.envelope import as_utc
 from services.persistence import PredictionStore
 from services.pipeline.prediction_service import PredictionService
 
 UPLOAD_NAME = "input"
-RESULT_COLUMNS = frozenset(
-    {"row", "model_version", "label", "score", "out_of_range", "error", "prediction_id"}
-)
 COPY_BUFFER = 1 << 20
 
 
@@ -84,12 +83,13 @@ class JobService:
                 "send exactly one of `file` (an upload) and `source` (a reference)",
                 details={"errors": [{"field": "file", "code": "one_source"}]},
             )
-        if submission.id_column in RESULT_COLUMNS:
+        model = self.predictions.batch_model(submission.model)
+        reserved = result_schema(model.metadata.output_schema.classes).names
+        if submission.id_column in reserved:
             raise ValidationFailed(
-                f"id_column may not be one of the result's own columns {sorted(RESULT_COLUMNS)}",
+                f"id_column may not be one of the result's own columns {reserved}",
                 details={"errors": [{"field": "id_column", "code": "reserved_name"}]},
             )
-        model = self.predictions.batch_model(submission.model)
         job_id = uuid.uuid4()
         directory = self.directory(job_id)
         try:
@@ -201,7 +201,7 @@ class JobService:
             # A running job's worker stops at its next chunk and removes what it wrote; a job
             # whose worker stopped renewing its lease has nobody to do that.
             expires = job.lease_expires_at
-            if job.status == "queued" or expires is None or _aware(expires) < self.clock():
+            if job.status == "queued" or expires is None or as_utc(expires) < self.clock():
                 shutil.rmtree(self.directory(job_id), ignore_errors=True)
             return await self._find(caller, job_id)
         shutil.rmtree(self.directory(job_id), ignore_errors=True)
@@ -218,11 +218,6 @@ class JobService:
         if not path.is_file():
             raise NotFound(f"the result of job {job_id} is no longer stored")
         return path, job
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _visible(caller: Principal | None, job: ScoringJob) -> bool:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from services.artifact.digests import file_sha256
 from services.artifact.schema import ClassLabel
-from services.batch.columns import EncodedChunk, label_array
+from services.batch.columns import EncodedChunk
 
 NOT_SCORABLE = "not_scorable"
 
@@ -23,19 +23,30 @@ def probability_column(label: ClassLabel) -> str:
     return f"probability_{label}"
 
 
+def _integer_classes(classes: Sequence[ClassLabel]) -> bool:
+    """Whether the label column holds integers (every class is one), else strings."""
+    return all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+
+
+def label_array(classes: Sequence[ClassLabel], best: npt.NDArray[np.intp]) -> pa.Array:
+    """The predicted labels, typed as `result_schema` types them."""
+    if _integer_classes(classes):
+        return pa.array(np.asarray(classes, dtype=np.int64)[best], type=pa.int64())
+    return pa.array([str(classes[i]) for i in best], type=pa.string())
+
+
 def result_schema(
     classes: Sequence[ClassLabel], id_type: pa.DataType | None = None, id_column: str = "id"
 ) -> pa.Schema:
     """The result's columns: the input row's position (and its id column, when named), the
     served version, the label, its score, every class's probability, the features accepted
     outside their training range, the row's problem, and its id in the prediction log."""
-    integers = all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
     fields = [pa.field("row", pa.int64(), nullable=False)]
     if id_type is not None:
         fields.append(pa.field(id_column, id_type))
     fields += [
         pa.field("model_version", pa.string(), nullable=False),
-        pa.field("label", pa.int64() if integers else pa.string()),
+        pa.field("label", pa.int64() if _integer_classes(classes) else pa.string()),
         pa.field("score", pa.float64()),
         *(pa.field(probability_column(label), pa.float64()) for label in classes),
         pa.field("out_of_range", pa.string()),

@@ -17,11 +17,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from db.models import ScoringJob
@@ -42,6 +43,7 @@ from services.catalog import ServedModel
 from services.errors import AppError, DatabaseUnavailable, InferenceTimeout, ModelNotLoaded
 from services.observability.metrics import BATCH_CHUNK_SECONDS, BATCH_JOBS, BATCH_ROWS
 from services.persistence import is_database_failure
+from services.pipeline.postprocess import prediction_outputs
 
 logger = logging.getLogger("services.batch")
 BATCH_ROLE = "batch"
@@ -228,11 +230,11 @@ class JobWorker:
         )
         chunk = job.chunks_done
         policy = self.jobs.predictions.settings.range_policy
-        schema = model.metadata.feature_schema
+        features = model.metadata.feature_schema
 
         def prepare() -> tuple[pa.RecordBatch, EncodedChunk] | None:
             batch = next(reader, None)
-            return None if batch is None else (batch, encode_chunk(batch, schema, policy=policy))
+            return None if batch is None else (batch, encode_chunk(batch, features, policy=policy))
 
         # The next chunk is read and checked in a thread while this one is scored and stored.
         upcoming = asyncio.ensure_future(asyncio.to_thread(prepare))
@@ -329,8 +331,8 @@ class JobWorker:
     ) -> None:
         job, model = plan.job, plan.model
         started = time.perf_counter()
-        metadata = model.metadata
-        classes = metadata.output_schema.classes
+        first_row = chunk * job.chunk_rows
+        classes = model.metadata.output_schema.classes
         if len(encoded.matrix):
             probabilities = await self.jobs.predictions.score_block(
                 model, encoded.matrix, timeout_s=self.settings.chunk_timeout_s
@@ -339,7 +341,7 @@ class JobWorker:
             probabilities = np.zeros((0, len(classes)))
         scored_chunk = score_result(
             schema=plan.schema,
-            first_row=chunk * job.chunk_rows,
+            first_row=first_row,
             classes=classes,
             version=model.ref.version,
             encoded=encoded,
@@ -347,11 +349,13 @@ class JobWorker:
             ids=batch.column(job.id_column) if job.id_column else None,
             with_prediction_ids=job.log_rows,
         )
-        result, ok, ids = scored_chunk.batch, scored_chunk.ok, scored_chunk.prediction_ids
-        digest = await asyncio.to_thread(write_part, directory, chunk, result)
+        ok, ids = scored_chunk.ok, scored_chunk.prediction_ids
+        digest = await asyncio.to_thread(write_part, directory, chunk, scored_chunk.batch)
         latency_ms = (time.perf_counter() - started) * 1000
         rows = (
-            _log_rows(job, model, batch, result, ok, ids, latency_ms, self.jobs.clock())
+            _log_rows(
+                job, model, batch, encoded, probabilities, ok, ids, latency_ms, self.jobs.clock()
+            )
             if ids is not None
             else []
         )
@@ -360,7 +364,7 @@ class JobWorker:
             job,
             model,
             chunk=chunk,
-            first_row=chunk * job.chunk_rows,
+            first_row=first_row,
             rows=batch.num_rows,
             failed=batch.num_rows - scored,
             digest=digest,
@@ -472,23 +476,23 @@ def _log_rows(
     job: ScoringJob,
     model: ServedModel,
     batch: pa.RecordBatch,
-    result: pa.RecordBatch,
-    ok: Any,
+    encoded: EncodedChunk,
+    probabilities: npt.NDArray[np.float64],
+    ok: npt.NDArray[np.bool_],
     ids: list[uuid.UUID | None],
     latency_ms: float,
-    now: Any,
+    now: datetime,
 ) -> list[dict[str, Any]]:
-    """The chunk's scored rows for the prediction log, shaped as a REST request logs them."""
-    keep = pa.array(ok)
+    """The chunk's scored rows for the prediction log, their outputs shaped by the REST path's
+    own `prediction_outputs`."""
     features = [name for name in model.metadata.feature_schema.names if name in batch.schema.names]
-    inputs = batch.select(features).filter(keep).to_pylist()
-    classes = model.metadata.output_schema.classes
-    scored = result.filter(keep)
-    labels = scored.column("label").to_pylist()
-    scores = scored.column("score").to_pylist()
-    probabilities = [scored.column(f"probability_{label}").to_pylist() for label in classes]
-    flagged = scored.column("out_of_range").to_pylist()
-    names = [str(label) for label in classes]
+    inputs = batch.select(features).filter(pa.array(ok)).to_pylist()
+    # `probabilities` has a row per row that reached the model; keep those that were scored.
+    outputs = prediction_outputs(
+        probabilities[ok[encoded.ok]].tolist(), model.metadata.output_schema.classes
+    )
+    flagged = [encoded.flagged[index] for index in np.flatnonzero(ok)]
+    logged = [prediction_id for prediction_id in ids if prediction_id is not None]
     request_id = f"job:{job.id}"
     return [
         {
@@ -497,22 +501,13 @@ def _log_rows(
             "model_name": model.ref.name,
             "model_version": model.ref.version,
             "inputs": row,
-            "outputs": {
-                "label": labels[i],
-                "score": scores[i],
-                "probabilities": dict(
-                    zip(names, (column[i] for column in probabilities), strict=True)
-                ),
-                "out_of_range": flagged[i].split(",") if flagged[i] else [],
-            },
+            "outputs": {**output, "out_of_range": flags},
             "latency_ms": latency_ms,
             "principal": job.principal,
             "created_at": now,
             "role": BATCH_ROLE,
         }
-        for i, (row, prediction_id) in enumerate(
-            zip(inputs, [i for i in ids if i is not None], strict=True)
-        )
+        for row, output, flags, prediction_id in zip(inputs, outputs, flagged, logged, strict=True)
     ]
 
 

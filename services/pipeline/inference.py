@@ -81,9 +81,7 @@ class Inference:
     ) -> list[list[float]]:
         """Class probabilities for each row of `matrix` (already validated and encoded)."""
         item = PredictItem(model=model.ref.tag, rows=matrix.tolist())
-        output = await self._guarded(
-            model, lambda: self._call(model.ref.framework, item), rows=len(item.rows)
-        )
+        output = await self._guarded(model, lambda: self._call(model.ref.framework, item))
         return output.probabilities
 
     async def probability_matrix(
@@ -102,14 +100,13 @@ class Inference:
             outputs = await runner.predict([item])
             return np.asarray(outputs[0].probabilities, dtype=np.float64)
 
-        return await self._guarded(model, call, rows=len(matrix), timeout_s=timeout_s)
+        return await self._guarded(model, call, timeout_s=timeout_s)
 
     async def _guarded(
         self,
         model: ServedModel,
         call: Callable[[], Awaitable[ResultT]],
         *,
-        rows: int,
         timeout_s: float | None = None,
     ) -> ResultT:
         """`call()` behind the runner's breaker and a timeout: the inference timeout, whose

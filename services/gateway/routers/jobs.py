@@ -8,7 +8,7 @@ downloads the Parquet result, DELETE cancels (or removes a finished job).
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from services.auth.middleware import API_PREFIX
@@ -28,10 +28,15 @@ COLUMN_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 
-def _jobs(runtime: RuntimeDep, _store: StoreDep) -> JobService:
+async def get_jobs(runtime: RuntimeDep, _store: StoreDep) -> JobService:
+    """The job service, through the prediction log's dependency (its breaker and the 503 a
+    database outage becomes); 503 where jobs are switched off."""
     if runtime.jobs is None:
         raise ServiceUnavailable("batch jobs are disabled on this deployment (JOBS_ENABLED)")
     return runtime.jobs
+
+
+JobsDep = Annotated[JobService, Depends(get_jobs)]
 
 
 def _record(job: Any) -> JobRecord:
@@ -53,8 +58,7 @@ def _record(job: Any) -> JobRecord:
     dependencies=[require(PREDICTIONS_WRITE)],
 )
 async def create_job(
-    runtime: RuntimeDep,
-    store: StoreDep,
+    jobs: JobsDep,
     caller: CallerDep,
     response: Response,
     model: Annotated[str, Form(pattern=MODEL_REF, max_length=200)],
@@ -73,7 +77,7 @@ async def create_job(
     ] = None,
 ) -> dict[str, Any]:
     context = current_request.get()
-    job = await _jobs(runtime, store).submit(
+    job = await jobs.submit(
         JobSubmission(
             model=model,
             caller=caller,
@@ -96,15 +100,12 @@ async def create_job(
     dependencies=[require(PREDICTIONS_READ)],
 )
 async def list_jobs(
-    runtime: RuntimeDep,
-    store: StoreDep,
-    caller: CallerDep,
-    params: Annotated[JobListQuery, Query()],
+    jobs: JobsDep, caller: CallerDep, params: Annotated[JobListQuery, Query()]
 ) -> dict[str, Any]:
-    jobs, total = await _jobs(runtime, store).page(
+    page, total = await jobs.page(
         caller, status=params.status, offset=params.offset, limit=params.limit
     )
-    return success([_record(job) for job in jobs], **params.meta(total))
+    return success([_record(job) for job in page], **params.meta(total))
 
 
 @router.get(
@@ -113,10 +114,8 @@ async def list_jobs(
     summary="One job: status and progress",
     dependencies=[require(PREDICTIONS_READ)],
 )
-async def get_job(
-    job_id: uuid.UUID, runtime: RuntimeDep, store: StoreDep, caller: CallerDep
-) -> dict[str, Any]:
-    return success(_record(await _jobs(runtime, store).get(caller, job_id)))
+async def get_job(job_id: uuid.UUID, jobs: JobsDep, caller: CallerDep) -> dict[str, Any]:
+    return success(_record(await jobs.get(caller, job_id)))
 
 
 @router.get(
@@ -130,10 +129,8 @@ async def get_job(
     responses={200: {"content": {PARQUET_MEDIA_TYPE: {}}}, **error_responses(409)},
     dependencies=[require(PREDICTIONS_READ)],
 )
-async def get_job_result(
-    job_id: uuid.UUID, runtime: RuntimeDep, store: StoreDep, caller: CallerDep, request: Request
-) -> FileResponse:
-    path, job = await _jobs(runtime, store).result(caller, job_id)
+async def get_job_result(job_id: uuid.UUID, jobs: JobsDep, caller: CallerDep) -> FileResponse:
+    path, job = await jobs.result(caller, job_id)
     return FileResponse(
         path,
         media_type=PARQUET_MEDIA_TYPE,
@@ -150,10 +147,8 @@ async def get_job_result(
     responses={204: {"description": "the finished job and its files were deleted"}},
     dependencies=[require(PREDICTIONS_WRITE)],
 )
-async def delete_job(
-    job_id: uuid.UUID, runtime: RuntimeDep, store: StoreDep, caller: CallerDep
-) -> Any:
-    job = await _jobs(runtime, store).cancel(caller, job_id)
+async def delete_job(job_id: uuid.UUID, jobs: JobsDep, caller: CallerDep) -> Any:
+    job = await jobs.cancel(caller, job_id)
     if job is None:
         return Response(status_code=204)
     return success(_record(job))

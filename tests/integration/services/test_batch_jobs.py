@@ -142,6 +142,7 @@ def test_a_csv_file_scores_as_rest_and_bad_rows_are_reported_per_row(
         ({"model": "fraud-xgb", "format": "parquet"}, "garbage", "unreadable"),
         ({"model": "fraud-xgb"}, "columns", "missing_column"),
         ({"model": "fraud-xgb", "id_column": "label"}, "upload", "reserved_name"),
+        ({"model": "fraud-xgb", "id_column": "probability_1"}, "upload", "reserved_name"),
     ],
 )
 def test_a_file_that_cannot_be_scored_is_a_422_and_leaves_nothing(
